@@ -1,0 +1,39 @@
+# One entry point for humans and CI. `make demo` runs the main job; `make test` runs the tests.
+PY      ?= .venv/bin/python
+PIP     ?= .venv/bin/pip
+STAMP   := .venv/.installed
+
+.PHONY: setup test lint demo bench bench-trigger fault-injection clean
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy processing localdev
+
+demo: setup
+	$(PY) -m localdev.demo
+
+bench: setup
+	$(PY) -m benchmarks.bench_processing
+
+bench-trigger: setup
+	$(PY) -m benchmarks.bench_trigger
+
+fault-injection: setup
+	$(PY) -m pytest tests/e2e -k fault_injection -s
+
+clean:
+	rm -rf .venv node_modules .pytest_cache .mypy_cache .ruff_cache .metaflow .demo .bench
