@@ -1,0 +1,168 @@
+"""Submission throughput and cold-start import cost of the function app.
+
+``python -m benchmarks.bench_trigger`` (``make bench-trigger``):
+
+1. **Submissions per second against the HTTPS fake Argo Server** (trustme certificate, verified
+   through ``ARGO_CA_BUNDLE``), side by side in one run, in alternating rounds:
+
+   - ``reused``: the app as deployed — one ``ArgoBackend`` (one ``requests.Session``, keep-alive);
+   - ``per-request``: a new backend, hence a new TCP + TLS connection, for every submission (what
+     a handler calling ``requests.post`` each time does).
+
+   Measured twice: through :func:`function_app.submission.submit_chunks` (the entry point every
+   trigger calls: decide, submit, log) and through the real registered HTTP function
+   (``func.HttpRequest`` in, ETag read from Azurite, submit, ``HttpResponse`` out). Every
+   submission is a new chunk (a real create, not a 409). Median of ``--rounds``.
+2. **Import time** of ``import function_app`` against a bare import of the libraries it binds
+   with (``azure.functions``, ``requests``, ``azurefunctions.extensions.bindings.blob``), each in
+   a fresh interpreter, alternating, median of ``--imports`` runs; reported as a ratio.
+
+Targets (issue 4): reused ≥ 3× per-request; app import ≤ 1.3× bare import. Results also go to
+``.bench/trigger.json``. The machine is shared: rerun if the numbers look noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE_IMPORT = "import azure.functions, requests, azurefunctions.extensions.bindings.blob"
+APP_IMPORT = "import function_app"
+
+
+def _import_seconds(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def bench_imports(runs: int) -> dict[str, float]:
+    bare, app = [], []
+    for _ in range(runs):  # alternate, so load on the shared machine hits both alike
+        bare.append(_import_seconds(BARE_IMPORT))
+        app.append(_import_seconds(APP_IMPORT))
+    b, a = statistics.median(bare), statistics.median(app)
+    return {"bare_ms": round(b * 1000, 1), "app_ms": round(a * 1000, 1), "ratio": round(a / b, 3)}
+
+
+def _rate(n: int, call: Callable[[int], None]) -> float:
+    started = time.perf_counter()
+    for i in range(n):
+        call(i)
+    return n / (time.perf_counter() - started)
+
+
+def bench_submissions(n: int, http_n: int, rounds: int) -> dict[str, Any]:
+    import azure.functions as func
+    from azure.storage.blob import BlobServiceClient
+
+    from function_app.argo_backend import ArgoBackend
+    from function_app.http_trigger import handle_trigger_request
+    from function_app.settings import load_settings
+    from function_app.submission import submit_chunks
+    from localdev.azurite import Azurite
+    from tests.fakes import FakeArgoServer
+
+    logging.disable(logging.WARNING)  # one INFO decision line per submission would measure logging
+    token = uuid.uuid4().hex
+    with FakeArgoServer(token=token, tls=True) as fake, Azurite() as azurite:
+        assert fake.ca_bundle is not None
+        container = BlobServiceClient.from_connection_string(azurite.connection_string).create_container("bench")
+        settings = load_settings(
+            {
+                "SENSOR_STORAGE": azurite.connection_string,
+                "SENSOR_CONTAINER": "bench",
+                "ARGO_SERVER_URL": fake.url,
+                "ARGO_TOKEN": token,
+                "ARGO_CA_BUNDLE": fake.ca_bundle,
+            }
+        )
+        storage = BlobServiceClient.from_connection_string(azurite.connection_string)
+        reused = ArgoBackend(settings)
+        counter = iter(range(10**9))
+
+        def entry(per_request: bool) -> Callable[[int], None]:
+            def call(_: int) -> None:
+                backend = ArgoBackend(settings) if per_request else reused
+                submit_chunks(settings, "bench", [f"s/{next(counter)}.csv"], ['"0x1"'], backend=backend)
+
+            return call
+
+        names = [f"h/{i}.csv" for i in range(http_n * rounds * 2 + 1)]  # + the warm-up
+        for name in names:
+            container.get_blob_client(name).upload_blob(b"t,v\n0,1\n")
+        pending = iter(names)
+
+        def http(per_request: bool) -> Callable[[int], None]:
+            def call(_: int) -> None:
+                body = json.dumps({"chunks": [next(pending)]}).encode()
+                req = func.HttpRequest("POST", "http://localhost/api/trigger", body=body)
+                backend = ArgoBackend(settings) if per_request else reused
+                resp = handle_trigger_request(req, settings=settings, backend=backend, storage=storage)
+                assert resp.status_code == 202, resp.get_body()
+
+            return call
+
+        # Warm up both paths (imports, first connection, Azurite's first requests).
+        entry(False)(0)
+        http(False)(0)
+        results: dict[str, dict[str, list[float]]] = {
+            "submit_chunks": {"reused": [], "per_request": []},
+            "http_handler": {"reused": [], "per_request": []},
+        }
+        for _ in range(rounds):
+            results["submit_chunks"]["reused"].append(_rate(n, entry(False)))
+            results["submit_chunks"]["per_request"].append(_rate(n, entry(True)))
+            results["http_handler"]["reused"].append(_rate(http_n, http(False)))
+            results["http_handler"]["per_request"].append(_rate(http_n, http(True)))
+        created = len(fake.created)
+    logging.disable(logging.NOTSET)
+    summary: dict[str, Any] = {"workflows_created": created}
+    for path, arms in results.items():
+        r, p = statistics.median(arms["reused"]), statistics.median(arms["per_request"])
+        summary[path] = {"reused_per_s": round(r, 1), "per_request_per_s": round(p, 1), "ratio": round(r / p, 2)}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--submissions", type=int, default=300, help="per round and arm, through submit_chunks")
+    parser.add_argument("--http-submissions", type=int, default=100, help="per round and arm, through the HTTP handler")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--imports", type=int, default=7, help="fresh-interpreter imports per side")
+    parser.add_argument("--out", type=Path, default=ROOT / ".bench" / "trigger.json")
+    args = parser.parse_args(argv)
+
+    subs = bench_submissions(args.submissions, args.http_submissions, args.rounds)
+    imports = bench_imports(args.imports)
+    print("Submissions per second against the HTTPS fake Argo Server (median of rounds)")
+    print(f"{'path':<16}{'reused session':>16}{'new connection':>16}{'ratio':>8}   target >= 3x")
+    for path in ("submit_chunks", "http_handler"):
+        s = subs[path]
+        print(f"{path:<16}{s['reused_per_s']:>16.1f}{s['per_request_per_s']:>16.1f}{s['ratio']:>7.2f}x")
+    print()
+    print("Import time, fresh interpreter (median)")
+    print(
+        f"bare libraries {imports['bare_ms']:.1f} ms, function_app {imports['app_ms']:.1f} ms, ratio {imports['ratio']:.3f}   target <= 1.3"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"submissions": subs, "imports": imports, "argv": sys.argv[1:]}, indent=2))
+    ok = subs["submit_chunks"]["ratio"] >= 3 and imports["ratio"] <= 1.3
+    print(
+        f"\n{'targets met' if ok else 'TARGETS NOT MET'}; details in {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
