@@ -1,0 +1,78 @@
+"""Thin Blob Storage I/O for the flow: list, download, connect. Decisions live elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+from fallback import ChunkListing, RecordIndex, index_records
+from flow_settings import FlowSettings
+
+from processing.results import blob_service_client
+
+__all__ = ["DownloadedChunk", "connect", "download_chunk", "ensure_container", "list_chunks", "list_records"]
+
+
+def connect(settings: FlowSettings) -> BlobServiceClient:
+    """The Blob service client for ``settings`` (connection string, else account URL + identity)."""
+    return blob_service_client(settings.storage_connection_string, settings.storage_account_url)
+
+
+def ensure_container(service: BlobServiceClient, name: str) -> None:
+    """Create container ``name`` if it does not exist (first run on a fresh account)."""
+    try:
+        service.create_container(name)
+    except ResourceExistsError:
+        pass
+
+
+def list_chunks(service: BlobServiceClient, container: str) -> list[ChunkListing]:
+    """Every blob of the chunk container with its ETag and last-modified time (one paged listing)."""
+    return [
+        ChunkListing(name=b.name, etag=b.etag, last_modified=b.last_modified)
+        for b in service.get_container_client(container).list_blobs()
+    ]
+
+
+def list_records(service: BlobServiceClient, results_container: str) -> dict[str, RecordIndex]:
+    """Every result/error record of the results container, grouped by chunk (one paged listing).
+
+    Listing with metadata costs one request per 5000 blobs, far less than a HEAD per chunk.
+    """
+    client = service.get_container_client(results_container)
+    if not client.exists():
+        return {}
+    return index_records((b.name, b.metadata) for b in client.list_blobs(include=["metadata"]))
+
+
+@dataclass(frozen=True)
+class DownloadedChunk:
+    """A chunk streamed to a local file, with the ETag of exactly the content downloaded."""
+
+    name: str
+    path: Path
+    etag: str
+    size: int
+
+
+def download_chunk(
+    service: BlobServiceClient, container: str, name: str, dest_dir: Path, index: int
+) -> DownloadedChunk:
+    """Stream blob ``name`` into ``dest_dir`` without holding it in memory.
+
+    The ETag is the one of the downloaded content (a single ranged GET sequence pinned to it by
+    the SDK), so the result recorded for it is never attributed to a newer overwrite.
+
+    Raises
+    ------
+    azure.core.exceptions.ResourceNotFoundError
+        If the chunk does not exist (any more).
+    """
+    # The local file keeps the chunk's extension: the processing library detects the format by it.
+    path = dest_dir / f"chunk-{index:06d}{Path(name).suffix}"
+    downloader = service.get_blob_client(container, name).download_blob()
+    with open(path, "wb") as out:
+        size = downloader.readinto(out)
+    return DownloadedChunk(name=name, path=path, etag=downloader.properties.etag, size=size)

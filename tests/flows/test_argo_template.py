@@ -1,0 +1,174 @@
+"""The Argo contract, compiled by Metaflow's real compiler against Azurite (HTTPS + OAuth).
+
+What cannot run here: ``--environment=conda argo-workflows create``. The conda environment
+bootstraps micromamba from micro.mamba.pm at compile time, and this machine has no network besides
+PyPI/npm. The template is compiled without conda; that the conda switch applies ``@conda_base``
+under ``--environment=conda`` is checked on the flow class itself below.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from tests.flows.argo_compile import compile_template, compiler_env, https_azurite
+from tests.flows.conftest import FLOW_FILE
+
+pytestmark = pytest.mark.slow
+
+# Distinctive, so a hit cannot be a coincidence (the template does contain words like SECRETS).
+FAKE_KEY = "c2Vuc29yLXRlc3Qta2V5LW11c3Qtbm90LWxlYWs="
+FAKE_CONNECTION_STRING = (
+    f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={FAKE_KEY};EndpointSuffix=core.windows.net"
+)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict, bytes]]:
+    """One compile shared by the assertions (~4 s): the template and the code package it uploaded."""
+    workdir = tmp_path_factory.mktemp("argo")
+    with https_azurite(workdir) as (emulator, ca_path):
+        env = compiler_env(
+            emulator,
+            ca_path,
+            workdir,
+            {
+                # What docs/flow.md tells a deployer to set.
+                "METAFLOW_KUBERNETES_SECRETS": "sensor-storage",
+                "SENSOR_RESULTS_CONTAINER": "sensor-features-test",
+                "SENSOR_FALLBACK_MAX_CHUNKS": "25",
+                # A connection string in the deploying shell must still never reach the template.
+                "SENSOR_STORAGE": FAKE_CONNECTION_STRING,
+            },
+        )
+        template = compile_template(FLOW_FILE, env, workdir, "--with", "retry")
+        code_url = next(
+            e["value"]
+            for t in template["spec"]["templates"]
+            if t["name"] == "start"
+            for e in t["container"]["env"]
+            if e["name"] == "METAFLOW_CODE_URL"
+        )
+        container, blob = code_url.split("/", 1)
+        service = BlobServiceClient.from_connection_string(emulator.connection_string, connection_verify=str(ca_path))
+        package = service.get_blob_client(container, blob).download_blob().readall()
+        yield template, package
+
+
+def step_templates(template: dict) -> dict[str, dict]:
+    names = {"start", "preprocess", "filter-bank", "lags", "join", "end"}
+    return {t["name"]: t for t in template["spec"]["templates"] if t["name"] in names}
+
+
+def test_name_entrypoint_and_graph(compiled: tuple[dict, bytes]) -> None:
+    template, _ = compiled
+    assert template["kind"] == "WorkflowTemplate"
+    assert template["metadata"]["name"] == "sensorprocessingflow"
+    entry = template["spec"]["entrypoint"]
+    dag = next(t for t in template["spec"]["templates"] if t["name"] == entry)["dag"]["tasks"]
+    assert {t["name"]: t["depends"] for t in dag} == {
+        "start": "",
+        "preprocess": "start.Succeeded",
+        "filter-bank": "preprocess.Succeeded",
+        "lags": "preprocess.Succeeded",
+        "join": "filter-bank.Succeeded && lags.Succeeded",
+        "end": "join.Succeeded",
+    }
+    graph = json.loads(template["metadata"]["annotations"]["metaflow/dag"])["graph_structure"]
+    assert graph == ["start", "preprocess", [["filter_bank"], ["lags"]], "join", "end"]
+
+
+def test_parameters_and_their_encodings(compiled: tuple[dict, bytes]) -> None:
+    template, _ = compiled
+    params = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    # The function app submits exactly these encodings: JSONType twice, str once.
+    assert params == {"chunks": json.dumps(json.dumps([])), "container": json.dumps("sensor-data")}
+    declared = json.loads(template["metadata"]["annotations"]["metaflow/parameters"])
+    assert {k: (v["type"], v["is_required"]) for k, v in declared.items()} == {
+        "chunks": ("JSON", False),
+        "container": ("str", False),
+    }
+
+
+def test_schedule_is_hourly_by_default(compiled: tuple[dict, bytes]) -> None:
+    template, _ = compiled
+    assert json.loads(template["metadata"]["annotations"]["metaflow/cron"]) == {"schedule": "0 * * * *", "tz": ""}
+
+
+def test_settings_reach_the_pods_and_secrets_do_not(compiled: tuple[dict, bytes]) -> None:
+    template, _ = compiled
+    for name, t in step_templates(template).items():
+        env = {e["name"]: e.get("value") for e in t["container"]["env"]}
+        assert env["SENSOR_RESULTS_CONTAINER"] == "sensor-features-test", name
+        assert env["SENSOR_FALLBACK_MAX_CHUNKS"] == "25", name
+        assert "SENSOR_STORAGE" not in env, name
+        # The connection string comes from the Kubernetes secret instead.
+        assert {"name": "sensor-storage", "optional": None} in [
+            ref["secretRef"] for ref in t["container"]["envFrom"] if ref.get("secretRef")
+        ], name
+        assert t["retryStrategy"]["limit"] >= 1, name
+    assert FAKE_KEY not in json.dumps(template)
+
+
+def test_code_package_carries_the_flow_helpers_and_the_processing_library(compiled: tuple[dict, bytes]) -> None:
+    _, package = compiled
+    with tarfile.open(fileobj=io.BytesIO(package)) as tar:
+        names = set(tar.getnames())
+    for expected in [
+        "sensor_processing_flow.py",
+        "flow_settings.py",
+        "fallback.py",
+        "chunk_store.py",
+        "flow_card.py",
+        "flow_parameters.py",
+        "processing/__init__.py",
+        "processing/chunk_names.py",
+        "processing/results.py",
+    ]:
+        assert expected in names, f"{expected} missing from the code package: {sorted(names)[:40]}"
+    if (FLOW_FILE.parent / "processing" / "features.py").exists():
+        assert "processing/features.py" in names
+
+
+def _import_flow(monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str]) -> ModuleType:
+    monkeypatch.setattr(sys, "argv", argv)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location(f"flow_under_test_{len(argv)}_{len(env)}", FLOW_FILE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flow_decorators(module: ModuleType) -> dict:
+    from metaflow.flowspec import FlowStateItems  # internal, but the only way to see flow decorators
+
+    return module.SensorProcessingFlow._flow_state[FlowStateItems.FLOW_DECORATORS]
+
+
+def test_conda_base_only_under_environment_conda(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = _flow_decorators(_import_flow(monkeypatch, ["flow.py", "run"], {}))
+    assert "conda_base" not in plain and "schedule" in plain
+    conda = _flow_decorators(
+        _import_flow(
+            monkeypatch, ["flow.py", "--environment=conda", "argo-workflows", "create"], {"SENSOR_CONDA_NUMPY": "2.4.6"}
+        )
+    )
+    (deco,) = conda["conda_base"]
+    assert deco.attributes["libraries"]["numpy"] == "2.4.6"
+    assert deco.attributes["python"].startswith("3.11")
+
+
+def test_cron_comes_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    flow = _flow_decorators(_import_flow(monkeypatch, ["flow.py", "run"], {"SENSOR_SCHEDULE_CRON": "*/20 * * * *"}))
+    (deco,) = flow["schedule"]
+    assert deco.attributes["cron"] == "*/20 * * * *"
