@@ -18,7 +18,9 @@ import azure.functions as func
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "function_app")]
 
 from function_app.blueprint import bp
+from function_app.status import bp as status_bp
 
 # Exactly one FunctionApp at module level: the worker refuses zero or several.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(bp)
+app.register_functions(status_bp)

@@ -52,6 +52,7 @@ class Settings:
 
     sensor_storage: str = field(repr=False)  # connection string; "" = identity-based (SENSOR_STORAGE__blobServiceUri)
     sensor_container: str = "sensor-data"
+    sensor_results_container: str = "sensor-features"  # the flow's results (status lookup, backfill)
     blob_trigger_source: str = "EventGrid"
     submit_backend: str = "argo"
     argo_server_url: str = ""
@@ -111,10 +112,22 @@ def _storage(env: Mapping[str, str]) -> str:
     )
 
 
+def _results_container(env: Mapping[str, str]) -> str:
+    # Same name and default as the flow's setting, so both sides agree on where results live.
+    from processing.results import DEFAULT_RESULTS_CONTAINER, InvalidContainerName, validate_container_name
+
+    raw = env.get("SENSOR_RESULTS_CONTAINER", "").strip() or DEFAULT_RESULTS_CONTAINER
+    try:
+        return validate_container_name(raw)
+    except InvalidContainerName as exc:
+        raise SettingsError("SENSOR_RESULTS_CONTAINER", str(exc)) from None
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate ``env`` (usually ``os.environ``) into :class:`Settings`; raise :class:`SettingsError`."""
     backend = _choice(env, "SUBMIT_BACKEND", "argo", SUBMIT_BACKENDS)
     container = env.get("SENSOR_CONTAINER", "").strip() or "sensor-data"
+    results_container = _results_container(env)
     source = _choice(env, "BLOB_TRIGGER_SOURCE", "EventGrid", tuple(BLOB_TRIGGER_SOURCES))
     url = env.get("ARGO_SERVER_URL", "").strip().rstrip("/")
     token = env.get("ARGO_TOKEN", "").strip()
@@ -136,6 +149,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         sensor_storage=_storage(env),
         sensor_container=container,
+        sensor_results_container=results_container,
         blob_trigger_source=source,
         submit_backend=backend,
         argo_server_url=url,

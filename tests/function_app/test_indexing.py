@@ -62,7 +62,7 @@ def test_worker_indexes_both_functions_without_any_setting() -> None:
     result, _ = replay(ROOT)
     assert result["module_file"] == "function_app.py"  # not shadowed by the function_app/ folder
     assert result["registers"] == ["app"]
-    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger"}
+    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status"}
     assert result["functions"]["chunk_blob_trigger"]["json"] == EXPECTED_BLOB
     assert result["functions"]["manual_trigger"]["json"] == EXPECTED_HTTP
     # The blob arrives as an SDK-type reference (BlobClient), never as content.
@@ -84,7 +84,11 @@ def test_polling_source_is_chosen_by_setting() -> None:
 
 def test_an_invalid_source_does_not_break_indexing() -> None:
     result, stderr = replay(ROOT, BLOB_TRIGGER_SOURCE="Polling")
-    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger"}  # the HTTP trigger survives
+    assert set(result["functions"]) == {
+        "chunk_blob_trigger",
+        "manual_trigger",
+        "chunk_status",
+    }  # the HTTP trigger survives
     assert result["functions"]["chunk_blob_trigger"]["json"]["bindings"][0]["source"] == "EventGrid"
     assert "BLOB_TRIGGER_SOURCE" in stderr and "Polling" in stderr
 
@@ -117,7 +121,17 @@ def test_funcignore_deploys_the_app_and_nothing_else(tmp_path: Path) -> None:
         "processing/chunk_names.py",
     } <= names
     assert {f"function_app/{p.name}" for p in (ROOT / "function_app").glob("*.py")} <= names
-    for excluded in ("tests/", "localdev/", "benchmarks/", "flows/", "docs/", "node_modules/", ".venv/", ".git/"):
+    for excluded in (
+        "tests/",
+        "localdev/",
+        "sensorctl/",
+        "benchmarks/",
+        "flows/",
+        "docs/",
+        "node_modules/",
+        ".venv/",
+        ".git/",
+    ):
         assert not any(n.startswith(excluded) for n in names), excluded
     assert "local.settings.json" not in names and "local.settings.example.json" not in names
     # The deployed tree alone indexes: nothing the app imports was left out.
@@ -125,7 +139,7 @@ def test_funcignore_deploys_the_app_and_nothing_else(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, tmp_path / rel)
     result, _ = replay(tmp_path)
-    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger"}
+    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status"}
 
 
 def test_host_json() -> None:

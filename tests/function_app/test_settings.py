@@ -126,3 +126,12 @@ def test_identity_based_storage_builds_a_managed_identity_client(monkeypatch: py
     assert isinstance(client.credential, ManagedIdentityCredential)
     policy = client._config.retry_policy
     assert isinstance(policy, ExponentialRetry) and policy.total_retries == 3  # not the SDK's 15 s backoff
+
+
+def test_results_container_is_read_with_the_flow_default_and_validated() -> None:
+    base = {"SENSOR_STORAGE": "UseDevelopmentStorage=true", "SUBMIT_BACKEND": "local"}
+    assert load_settings(base).sensor_results_container == "sensor-features"
+    assert load_settings({**base, "SENSOR_RESULTS_CONTAINER": "my-results"}).sensor_results_container == "my-results"
+    with pytest.raises(SettingsError) as info:
+        load_settings({**base, "SENSOR_RESULTS_CONTAINER": "Bad_Name"})
+    assert info.value.setting == "SENSOR_RESULTS_CONTAINER"

@@ -1,0 +1,1 @@
+"""``sensorctl``: the operator's command line — ``status NAME`` and ``backfill`` (see ``docs/local.md``)."""

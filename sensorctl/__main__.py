@@ -1,0 +1,7 @@
+"""``python -m sensorctl ...``"""
+
+import sys
+
+from sensorctl.cli import main
+
+sys.exit(main())

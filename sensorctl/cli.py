@@ -1,0 +1,194 @@
+"""The ``sensorctl`` command line: thin argparse handlers over ``function_app.status`` and ``sensorctl.backfill``.
+
+Settings are the function app's own (``SENSOR_STORAGE``, ``SENSOR_CONTAINER``, ``SUBMIT_BACKEND``,
+``ARGO_*``; see ``function_app/settings.py``), so the command line submits and looks up exactly like
+the deployed app. Exit codes: 0 done, 1 the operation failed (not found, unreachable, a batch
+failed), 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+__all__ = ["build_parser", "main", "parse_time"]
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message names the option and the rule."""
+
+
+def parse_time(option: str, text: str) -> datetime:
+    """``2026-11-22``, ``2026-11-22T08:00``, ``2026-11-22T08:00:00Z`` or with an offset; naive means UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not an ISO 8601 date or time (e.g. 2026-11-22 or 2026-11-22T08:00:00Z)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sensorctl", description="Look up and re-submit sensor chunks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    status = sub.add_parser("status", help="where a chunk stands: pending, submitted, processed or failed")
+    status.add_argument("name", help="chunk blob name, e.g. sensor-001/2026/11/22/080000.csv")
+    status.add_argument("--container", help="chunk container (default: SENSOR_CONTAINER or sensor-data)")
+    status.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    backfill = sub.add_parser("backfill", help="re-submit chunks by prefix and time range, in batches")
+    backfill.add_argument(
+        "--prefix", default="", help="only blobs whose name starts with this (e.g. sensor-001/2026/11/)"
+    )
+    backfill.add_argument("--since", help="only blobs last modified at or after this time (ISO 8601, UTC if no offset)")
+    backfill.add_argument("--until", help="only blobs last modified before this time (ISO 8601, UTC if no offset)")
+    backfill.add_argument("--container", help="chunk container (default: SENSOR_CONTAINER or sensor-data)")
+    backfill.add_argument("--batch-size", type=int, default=20, help="chunks per workflow (default 20)")
+    backfill.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
+    backfill.add_argument(
+        "--force",
+        action="store_true",
+        help="also chunks with an up-to-date record or a running workflow (new run names)",
+    )
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _settings() -> Any:
+    from function_app.settings import load_settings
+
+    return load_settings(os.environ)
+
+
+def _service(settings: Any) -> Any:
+    from function_app.storage import blob_service_client
+
+    return blob_service_client(settings)  # the app's own client: same connection, timeouts and retries
+
+
+def _container(args: argparse.Namespace, settings: Any) -> str:
+    from processing.results import validate_container_name
+
+    return validate_container_name(args.container or settings.sensor_container, "chunk container (--container)")
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from function_app.status import StatusLookupError, lookup_status
+    from function_app.submission import get_backend
+    from processing.results import ChunkNotFound
+
+    settings = _settings()
+    try:
+        answer = lookup_status(
+            args.name,
+            service=_service(settings),
+            container=_container(args, settings),
+            results_container=settings.sensor_results_container,
+            backend=get_backend(settings),
+        )
+    except ChunkNotFound as exc:
+        print(f"sensorctl status: {exc}", file=sys.stderr)
+        return 1
+    except StatusLookupError as exc:
+        print(f"sensorctl status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer.as_dict(), indent=2), file=out)
+    else:
+        for key, value in answer.as_dict().items():
+            print(f"{key:>16}: {value}", file=out)
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
+    from tqdm import tqdm
+
+    from function_app.naming import workflow_name
+    from function_app.submission import get_backend, submit_chunks
+    from processing.chunk_names import MAX_CHUNK_NAME_LENGTH
+    from sensorctl.backfill import Candidate, index_records, plan_backfill, run_backfill
+
+    since = parse_time("--since", args.since) if args.since else None
+    until = parse_time("--until", args.until) if args.until else None
+    settings = _settings()
+    if not 1 <= args.batch_size <= settings.max_chunks_per_request:
+        raise UsageError(
+            f"--batch-size {args.batch_size} must be between 1 and {settings.max_chunks_per_request} (MAX_CHUNKS_PER_REQUEST)"
+        )
+    if len(args.prefix) > MAX_CHUNK_NAME_LENGTH:
+        raise UsageError(f"--prefix is longer than a blob name can be ({MAX_CHUNK_NAME_LENGTH} characters)")
+    container = _container(args, settings)
+    service = _service(settings)
+    backend = get_backend(settings)
+    listing = [
+        Candidate(b.name, b.etag, b.last_modified)
+        for b in service.get_container_client(container).list_blobs(name_starts_with=args.prefix or None)
+    ]
+    results = service.get_container_client(settings.sensor_results_container)
+    records = (
+        index_records((b.name, b.metadata) for b in results.list_blobs(include=["metadata"]))
+        if results.exists()
+        else {}
+    )
+    plan = plan_backfill(
+        listing,
+        records,
+        since=since,
+        until=until,
+        force=args.force,
+        batch_size=args.batch_size,
+        workflow_of=lambda c: backend.get_workflow(workflow_name(container, [(c.name, c.etag)])),
+    )
+    print(
+        f"backfill of {container!r} prefix {args.prefix!r}: {len(listing)} blob(s) listed, {plan.chunks} to submit in "
+        f"{len(plan.batches)} batch(es); skipped {plan.up_to_date} up to date, {len(plan.in_flight)} in flight, "
+        f"{plan.out_of_range} out of the time range, {len(plan.invalid)} invalid name(s)",
+        file=out,
+    )
+    for name, reason in plan.invalid:
+        print(f"  invalid name, not submitted: {name!r}: {reason}", file=out)
+    if args.dry_run:
+        for i, batch in enumerate(plan.batches, 1):
+            print(f"  batch {i}: {', '.join(c.name for c in batch)}", file=out)
+        print("dry run: nothing submitted", file=out)
+        return 0
+    with tqdm(total=plan.chunks, unit="chunk", desc="backfill", disable=args.no_progress or None) as bar:
+        summary = run_backfill(
+            plan,
+            lambda names, etags: submit_chunks(
+                settings, "backfill", names, etags, force=args.force, container=container, backend=backend
+            ),
+            on_batch=bar.update,
+        )
+    print(
+        f"summary: {summary.selected} chunk(s) selected; {summary.workflows_submitted} workflow(s) submitted "
+        f"({summary.chunks_submitted} chunks), {summary.duplicates} duplicate(s) suppressed, "
+        f"{summary.failed_batches} batch(es) failed",
+        file=out,
+    )
+    for error in summary.errors:
+        print(f"  failed: {error}", file=out)
+    return 1 if summary.failed_batches else 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    from function_app.settings import SettingsError
+    from processing.chunk_names import InvalidChunkName
+    from processing.results import InvalidContainerName
+
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    handler = cmd_status if args.command == "status" else cmd_backfill
+    try:
+        return handler(args, out)
+    except (UsageError, SettingsError, InvalidChunkName, InvalidContainerName, ValueError) as exc:
+        print(f"sensorctl {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,62 @@
+"""The main job runs end to end (small): Azurite up and down, table, status answer, cards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from localdev import demo
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_end_to_end_and_cleans_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in (
+        "SENSOR_STORAGE",
+        "SENSOR_CONTAINER",
+        "SUBMIT_BACKEND",
+        "SENSOR_RESULTS_CONTAINER",
+        "SENSOR_FALLBACK_GRACE_SECONDS",
+    ):
+        monkeypatch.delenv(key, raising=False)  # the demo sets them itself; monkeypatch restores them
+    for key in ("METAFLOW_DATASTORE_SYSROOT_LOCAL", "METAFLOW_CARD_LOCALROOT", "METAFLOW_USER", "USERNAME"):
+        monkeypatch.delenv(key, raising=False)
+    started = []
+    from localdev import azurite as azurite_module
+
+    original = azurite_module.Azurite.start
+
+    def spying_start(self: azurite_module.Azurite) -> azurite_module.Azurite:
+        started.append(self)
+        return original(self)
+
+    monkeypatch.setattr(azurite_module.Azurite, "start", spying_start)
+    code = demo.main(
+        [
+            "--sensors",
+            "1",
+            "--chunks-per-sensor",
+            "1",
+            "--seconds-per-chunk",
+            "15",
+            "--duplicates",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("sensor-001/")]
+    assert len(rows) == 2
+    assert re.search(r"sensor-001\s+\d+\s+\d+\.\d\d-\d+\.\d\d Hz\s+[+-]\d\.\d{3}\s+processed", rows[0]), rows[0]
+    assert "failed: " in rows[1] and "ERR#42" in rows[1]
+    assert "4 deliveries: 2 local runs, 2 duplicate(s) suppressed, 0 retried, 0 poisoned" in out
+    assert '"status": "failed"' in out  # the GET /api/chunks answer for the bad chunk
+    cards = [line for line in out.splitlines() if line.strip().endswith(".html")]
+    assert len(cards) == 2 and all(Path(c.split(": ", 1)[1]).exists() for c in cards)
+    assert len(started) == 1 and started[0]._proc is None  # Azurite stopped
