@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import matplotlib
@@ -48,15 +49,17 @@ def chunk_figure(
     n = len(values)
     if n > MAX_SIGNAL_POINTS:
         starts, lo, hi = envelope(values, MAX_SIGNAL_POINTS // 2)
-        t = t0 + starts / fs
+        t = starts / fs
         ax_sig.fill_between(t, lo, hi, step="post", linewidth=0.6)
         ax_sig.set_title(
             f"resampled signal, min/max per {math.ceil(n / len(starts))} samples ({n} samples)", fontsize=9
         )
     else:
-        ax_sig.plot(t0 + np.arange(n) / fs, values, linewidth=0.8)
+        ax_sig.plot(np.arange(n) / fs, values, linewidth=0.8)
         ax_sig.set_title(f"resampled signal ({n} samples at {fs:g} Hz)", fontsize=9)
-    ax_sig.set_xlabel("time [s]")
+    # Relative time: epoch seconds (~1.8e9) would make matplotlib print an unreadable axis offset.
+    start = datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    ax_sig.set_xlabel(f"seconds since {start}")
 
     if band_powers:
         powers = np.asarray(band_powers, dtype=float)
