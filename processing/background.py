@@ -1,7 +1,7 @@
 """Run a block consumer on a worker thread: the two halves of the streaming pass overlap.
 
 The main thread reads and resamples; the worker runs Welch, lags and statistics on the
-resampled blocks. numpy, ``np.interp``, ``scipy.fft`` and BLAS release the GIL on block-sized
+resampled blocks. numpy, ``np.interp``, ``numpy.fft`` and BLAS release the GIL on block-sized
 arrays, so the halves really run in parallel. A bounded queue keeps memory bounded.
 """
 

@@ -20,6 +20,10 @@ __all__ = ["EPOCH_MAX", "EPOCH_MIN", "MAX_OUT_BLOCK", "OutOfRange", "Resampler",
 
 # Grid points per emitted block: bounds memory however sparse the raw samples are.
 MAX_OUT_BLOCK = 1 << 18
+# Free slots before a block in the resampler's buffers: the last emitted and the pending sample.
+_HEAD = 2
+# Up to this many non-finite rows in a block are cut out by slices (cheaper than a boolean mask).
+_FEW_BAD_ROWS = 64
 
 
 # datetime's range (years 1 … 9999) in epoch seconds: t_start/t_end must be printable, and a
@@ -77,22 +81,57 @@ class Resampler:
         self._pend_t = 0.0
         self._pend_sum = 0.0
         self._pend_n = 0
+        # Reused block buffers (timestamps, values), the first _HEAD slots for carried samples.
+        self._tbuf = np.empty(0)
+        self._vbuf = np.empty(0)
+        self._ks = np.empty(0)  # 0, 1, 2, … as float64: grid offsets
 
     def feed(self, t: np.ndarray, v: np.ndarray) -> Iterator[np.ndarray]:
         """Take one block of raw rows (timestamps ``t``, values ``v``); yield grid values."""
-        self.n_in += t.shape[0]
+        n = t.shape[0]
+        self.n_in += n
         finite = np.isfinite(t)
         finite &= np.isfinite(v)
-        if not finite.all():
-            self.n_dropped += int(t.shape[0] - np.count_nonzero(finite))
-            t, v = t[finite], v[finite]
-        if t.shape[0] == 0:
+        k = n if finite.all() else int(np.count_nonzero(finite))
+        self.n_dropped += n - k
+        if k == 0:
             return
-        step = np.diff(t)
-        # One comparison settles the common case (strictly increasing: no duplicates, sorted).
-        flat_or_back = bool((step <= 0).any())
-        if (self._pend_n and t[0] < self._pend_t) or (flat_or_back and (step < 0).any()):
-            raise Unsorted
+        # The finite rows, copied (contiguous, as np.interp wants them) into reused buffers after
+        # two free slots: the carried samples go there, so the block is never copied again.
+        if self._tbuf.shape[0] < k + _HEAD:
+            self._tbuf, self._vbuf = np.empty(k + _HEAD), np.empty(k + _HEAD)
+        tk, vk = self._tbuf[_HEAD : _HEAD + k], self._vbuf[_HEAD : _HEAD + k]
+        if k == n:
+            np.copyto(tk, t)
+            np.copyto(vk, v)
+        else:
+            _compact(tk, t, finite)
+            _compact(vk, v, finite)
+        # Final samples before this block: the last one already emitted from, and the pending one.
+        head_t: list[float] = []
+        head_v: list[float] = []
+        if self._prev is not None:
+            head_t.append(self._prev[0])
+            head_v.append(self._prev[1])
+        if self._pend_n:
+            head_t.append(self._pend_t)
+            head_v.append(self._pend_sum / self._pend_n)
+        n_head = len(head_t)
+        lo = _HEAD - n_head
+        self._tbuf[lo:_HEAD] = head_t
+        self._vbuf[lo:_HEAD] = head_v
+        # One difference pass settles order, duplicates and gaps in the common case.
+        steps = np.diff(self._tbuf[lo : _HEAD + k])
+        if steps.shape[0] and steps.min() <= 0.0:
+            # Duplicates (or a decrease: Unsorted) somewhere, maybe with the pending sample.
+            yield from self._feed_general(tk, vk)
+            return
+        self._check_range(tk)
+        # Strictly increasing, no duplicates, no merge: all but the last sample are final.
+        self._pend_t, self._pend_sum, self._pend_n = float(tk[-1]), float(vk[-1]), 1
+        yield from self._emit(self._tbuf[lo : _HEAD + k - 1], self._vbuf[lo : _HEAD + k - 1], steps[:-1])
+
+    def _check_range(self, t: np.ndarray) -> None:
         if not EPOCH_MIN <= t[0] <= EPOCH_MAX:
             raise OutOfRange(float(t[0]))
         if not EPOCH_MIN <= t[-1] <= EPOCH_MAX:
@@ -100,21 +139,24 @@ class Resampler:
         if self.t0 is None:
             self.t0 = float(t[0])
             self._prev_k = 0
+
+    def _feed_general(self, t: np.ndarray, v: np.ndarray) -> Iterator[np.ndarray]:
+        """:meth:`feed` for finite rows with duplicate timestamps (or unsorted: raises)."""
+        step = np.diff(t)
+        flat_or_back = bool((step <= 0).any())
+        if (self._pend_n and t[0] < self._pend_t) or (flat_or_back and (step < 0).any()):
+            raise Unsorted
+        self._check_range(t)
         merge = bool(self._pend_n) and t[0] == self._pend_t
-        if not flat_or_back and not merge:
-            # The common case: no duplicates anywhere, no merge with the pending sample.
-            times, means = t, v
-            last_sum, last_n = float(v[-1]), 1
-        else:
-            starts = np.flatnonzero(np.concatenate(([True], step != 0)))
-            sums = np.add.reduceat(v, starts)
-            counts = np.diff(np.append(starts, t.shape[0]))
-            times = t[starts]
-            if merge:
-                sums[0] += self._pend_sum
-                counts[0] += self._pend_n
-            means = sums / counts
-            last_sum, last_n = float(sums[-1]), int(counts[-1])
+        starts = np.flatnonzero(np.concatenate(([True], step != 0)))
+        sums = np.add.reduceat(v, starts)
+        counts = np.diff(np.append(starts, t.shape[0]))
+        times = t[starts]
+        if merge:
+            sums[0] += self._pend_sum
+            counts[0] += self._pend_n
+        means = sums / counts
+        last_sum, last_n = float(sums[-1]), int(counts[-1])
         # Final samples: the last one already emitted from, the previous pending one (unless it
         # merged into this block), and all but the last unique timestamp of this block, which
         # becomes pending (a duplicate of it may open the next block).
@@ -156,8 +198,11 @@ class Resampler:
         k -= ((k - 1.0) / fs + t0) >= times
         return k.astype(np.int64)
 
-    def _emit(self, times: np.ndarray, values: np.ndarray) -> Iterator[np.ndarray]:
-        """Yield the grid points in ``[times[0], times[-1])``; all of ``times`` are final samples."""
+    def _emit(self, times: np.ndarray, values: np.ndarray, steps: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """Yield the grid points in ``[times[0], times[-1])``; all of ``times`` are final samples.
+
+        ``steps`` is ``np.diff(times)`` if the caller has it already.
+        """
         if times.shape[0] == 0:
             return
         self._prev = (float(times[-1]), float(values[-1]))
@@ -168,18 +213,30 @@ class Resampler:
         k_begin = self._prev_k
         k_end = int(self._first_k(times[-1:])[0])
         self._prev_k = k_end
-        gaps = np.flatnonzero(np.diff(times) > self.max_gap)
-        if gaps.size:
+        if steps is None:
+            steps = np.diff(times)
+        if steps.max() > self.max_gap:
+            gaps = np.flatnonzero(steps > self.max_gap)
             # Grid points strictly inside a long interval; one sitting exactly on t_i is data.
             lo, hi = self._first_k(times[gaps]), self._first_k(times[gaps + 1])
             on_sample = (lo / self.fs + t0) == times[gaps]
             self.gap_points += int((hi - lo).sum() - np.count_nonzero(on_sample))
-        for a in range(k_begin, k_end, self.max_out):
-            b = min(a + self.max_out, k_end)
-            grid = np.arange(a, b, dtype=np.float64)
+        n_points = k_end - k_begin
+        if n_points <= 0:
+            return
+        # Equal pieces of at most max_out points (no small remainder piece).
+        pieces = -(-n_points // self.max_out)
+        for i in range(pieces):
+            a = k_begin + n_points * i // pieces
+            b = k_begin + n_points * (i + 1) // pieces
+            # k + a is exact (integers below 2**53), so this is np.arange(a, b) / fs + t0.
+            if self._ks.shape[0] < b - a:
+                # Grown rarely and in big steps: varying sizes would fragment the heap.
+                self._ks = np.arange(min(max(2 * (b - a), 1 << 16), self.max_out), dtype=np.float64)
+            grid = np.add(self._ks[: b - a], float(a))
             grid /= self.fs
             grid += t0
-            if a == k_begin and b == k_end:
+            if pieces == 1:
                 xp, fp = times, values
             else:
                 # Only the samples around this stretch of grid: np.interp prepares every interval it gets.
@@ -188,3 +245,17 @@ class Resampler:
                 xp, fp = times[i0:i1], values[i0:i1]
             self.n_out += b - a
             yield np.interp(grid, xp, fp)
+
+
+def _compact(dst: np.ndarray, src: np.ndarray, keep: np.ndarray) -> None:
+    """``dst[:] = src[keep]`` (``dst`` has the right length), by slices when few rows go."""
+    bad = np.flatnonzero(~keep)
+    if bad.shape[0] > _FEW_BAD_ROWS:
+        dst[:] = src[keep]
+        return
+    pos = start = 0
+    for b in bad.tolist():
+        dst[pos : pos + b - start] = src[start:b]
+        pos += b - start
+        start = b + 1
+    dst[pos:] = src[start:]

@@ -9,7 +9,6 @@ tail is carried across blocks, so feeding a series in any blocking gives the sam
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 import scipy.signal
 
 __all__ = ["WelchAccumulator", "band_edges", "band_powers_from_psd"]
@@ -37,7 +36,9 @@ class WelchAccumulator:
         self.step = self.nperseg - self.nperseg // 2
         self.window = scipy.signal.get_window("hann", self.nperseg)
         self.n_segments = 0
-        self._power = np.zeros(self.nperseg // 2 + 1)
+        self._power = np.zeros(2 * (self.nperseg // 2 + 1))
+        self._work: np.ndarray | None = None  # reused batch buffers: windowed segments, spectra
+        self._spec = np.empty((0, 0), dtype=np.complex128)
         self._tail = np.empty(0)
 
     def feed(self, x: np.ndarray) -> None:
@@ -60,14 +61,26 @@ class WelchAccumulator:
         if not n_seg:
             return
         segments = np.lib.stride_tricks.sliding_window_view(buf, self.nperseg)[:: self.step][:n_seg]
+        if self._work is None:
+            self._work = np.empty((_BATCH, self.nperseg))
+            self._spec = np.empty((_BATCH, self.nperseg // 2 + 1), dtype=np.complex128)
+        means = None
+        if self.nperseg % 2 == 0:
+            # Segments are two consecutive halves: sum each half once (pairwise summation splits
+            # a segment's sum into the same two halves, so this is the segment mean to the bit).
+            halves = buf[: (n_seg + 1) * self.step].reshape(n_seg + 1, self.step).sum(axis=1)
+            means = (halves[:-1] + halves[1:]) / self.nperseg
         for start in range(0, n_seg, _BATCH):
             batch = segments[start : start + _BATCH]
-            # Constant detrend per segment, then window: the same order as scipy, for the same rounding.
-            work = batch - batch.mean(axis=1, keepdims=True)
+            # Constant detrend per segment, then window: the same order as scipy, for the same
+            # rounding. Segments and spectra go to reused buffers (no per-batch allocation).
+            work = self._work[: batch.shape[0]]
+            mean = batch.mean(axis=1, keepdims=True) if means is None else means[start : start + _BATCH, None]
+            np.subtract(batch, mean, out=work)
             work *= self.window
-            spec = scipy.fft.rfft(work, axis=1)
+            spec = np.fft.rfft(work, axis=1, out=self._spec[: batch.shape[0]])
             flat = spec.view(np.float64)
-            self._power += np.einsum("ij,ij->j", flat, flat).reshape(-1, 2).sum(axis=1)
+            self._power += np.einsum("ij,ij->j", flat, flat)  # real² and imaginary², interleaved
         self.n_segments += n_seg
 
     def psd(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +94,7 @@ class WelchAccumulator:
         if not self.n_segments:
             raise ValueError(f"nperseg={self.nperseg} is larger than the series; need at least nperseg samples")
         scale = 1.0 / (self.fs * float((self.window * self.window).sum()))
-        psd = self._power * (scale / self.n_segments)
+        psd = (self._power[0::2] + self._power[1::2]) * (scale / self.n_segments)
         # One-sided: double every bin but DC and (for even nperseg) Nyquist.
         if self.nperseg % 2:
             psd[1:] *= 2

@@ -81,3 +81,26 @@ def test_feeding_in_blocks_of_any_size_agrees() -> None:
 def test_invalid_max_lag_raises_naming_it(max_lag: object) -> None:
     with pytest.raises(ValueError, match=r"^max_lag must be an integer >= 1 and smaller than the series length 10"):
         autocorrelation(np.arange(10.0), max_lag)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_lag", [1, 7, 63, 64, 65, 100, 300])
+def test_chunk_boundaries_and_block_sizes_for_many_lags(max_lag: int) -> None:
+    # The FFT chunks (1024+ samples), the wrap-around and cross-chunk corrections and the direct
+    # tail sums all meet here: blocks of odd sizes below, at and far above one chunk.
+    rng = np.random.default_rng(max_lag)
+    x = np.cumsum(rng.normal(size=23_457)) + 3.0 * np.sin(np.arange(23_457) / 7.0)
+    acc = LagAccumulator(max_lag)
+    start = 0
+    for size in [1, 2, max_lag, 1023, 1024, 1025, 5000, 3, 9_000, 777]:
+        acc.feed(x[start : start + size])
+        start += size
+    acc.feed(x[start:])
+    np.testing.assert_allclose(acc.result(), direct(x, max_lag), rtol=0, atol=1e-9)
+    assert acc.count == x.shape[0]
+
+
+@pytest.mark.parametrize("n", [1_023, 1_024, 1_025, 2_048, 4_095, 4_097])
+def test_series_lengths_around_whole_chunks(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n) + np.linspace(0.0, 5.0, n)
+    np.testing.assert_allclose(autocorrelation(x, 64), direct(x, 64), rtol=0, atol=1e-12)

@@ -165,3 +165,31 @@ def test_millisecond_timestamps_fail_early_naming_the_rule(monkeypatch: pytest.M
     t = 1.7e12 + np.arange(10) * 10.0
     with pytest.raises(ChunkError, match=r"a\.npy: timestamp 1700000000000\.0 is outside years 1-9999"):
         preprocess(npy_bytes(np.column_stack((t, t))), name="a.npy")
+
+
+@pytest.mark.parametrize("nan_every", [3, 997])
+def test_many_and_few_dropped_rows_per_block_give_the_reference(
+    nan_every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few non-finite rows in a block are cut out by slices, many by a mask: both must agree.
+    monkeypatch.setattr(readers, "_NPY_BLOCK_ROWS", 5_000)
+    t, v = irregular(40_000, seed=nan_every)
+    v[::nan_every] = np.nan
+    t[5 :: nan_every * 2] = -np.inf
+    pre = preprocess(npy_bytes(np.column_stack((t, v))), name="a.npy")
+    x, t0, n_dropped, gap_fraction = reference_preprocess(t, v, 100.0, 1.0)
+    assert pre.n_dropped == n_dropped and pre.t0 == t0
+    np.testing.assert_allclose(pre.values, x, rtol=0, atol=1e-13)
+    assert pre.gap_fraction == pytest.approx(gap_fraction, rel=1e-12)
+
+
+def test_duplicate_blocks_between_strictly_increasing_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks without duplicates take the fast path, blocks with them the general one; the
+    # carried samples must pass between the two in both directions.
+    monkeypatch.setattr(readers, "_NPY_BLOCK_ROWS", 1_000)
+    t, v = irregular(12_000, seed=9)
+    for lo in (2_000, 5_999, 9_000):  # duplicates inside a block and across a block boundary
+        t[lo + 1 : lo + 4] = t[lo]
+    pre = preprocess(npy_bytes(np.column_stack((t, v))), name="a.npy")
+    x, *_ = reference_preprocess(t, v, 100.0, 1.0)
+    np.testing.assert_allclose(pre.values, x, rtol=0, atol=1e-12)
