@@ -6,11 +6,12 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import certifi
 import pytest
 
-from function_app.argo_backend import ArgoBackend, parse_retry_after
+from function_app.argo_backend import ArgoBackend, build_session, parse_retry_after
 from function_app.settings import Settings, load_settings
 from function_app.submission import Submission, SubmitRejected, SubmitUnavailable, decide
 from localdev.azurite import free_port
@@ -283,6 +284,34 @@ def test_requests_ca_bundle_in_the_environment_does_not_override_ours(
     assert ArgoBackend(settings, sleep=sleeps).submit(submission(settings)).attempts == 1
     insecure = replace(settings, argo_ca_bundle=None, argo_insecure_skip_verify=True)
     assert ArgoBackend(insecure, sleep=sleeps).submit(submission(settings, name="sensor-1/x.csv")).attempts == 1
+
+
+def test_a_netrc_entry_does_not_replace_the_bearer_token(
+    fake_argo: FakeArgoServer, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # With trust_env (requests' default) a ~/.netrc entry for the host would overwrite our
+    # Authorization header with Basic auth: the Argo Server would answer 401.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    settings = make_settings(fake_argo)
+    assert ArgoBackend(settings, sleep=sleeps).submit(submission(settings)).attempts == 1
+
+
+def test_proxy_settings_are_read_once_when_the_session_is_built(
+    fake_argo: FakeArgoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    session = build_session(replace(make_settings(fake_argo), argo_server_url="https://argo.example:2746"))
+    assert session.trust_env is False
+    assert session.proxies["https"] == "http://proxy.invalid:3128"
+    # NO_PROXY naming the Argo host: no proxy for it.
+    monkeypatch.setenv("NO_PROXY", "argo.example")
+    session = build_session(replace(make_settings(fake_argo), argo_server_url="https://argo.example:2746"))
+    assert "https" not in session.proxies
 
 
 def test_skipping_verification_is_logged_as_a_warning(
