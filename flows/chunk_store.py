@@ -10,7 +10,7 @@ from azure.storage.blob import BlobServiceClient
 from fallback import ChunkListing, RecordIndex, index_records
 from flow_settings import FlowSettings
 
-from processing.results import blob_service_client
+from chunk_contract.records import blob_service_client
 
 __all__ = ["DownloadedChunk", "connect", "download_chunk", "ensure_container", "list_chunks", "list_records"]
 

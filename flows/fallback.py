@@ -3,7 +3,7 @@
 The cron run lists the chunk container and the results container once each, then
 :func:`plan_fallback` decides. A chunk is taken when
 
-- its name passes the allow-list (``processing.chunk_names``); names that do not are set aside
+- its name passes the allow-list (``chunk_contract.names``); names that do not are set aside
   with an error record instead of being processed, so one stray blob cannot fail the hourly run;
 - it has no up-to-date record: neither a result nor an error record carrying its current ETag
   (an error record stops retries until the chunk changes, a result marks it done);
@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from processing.chunk_names import InvalidChunkName, validate_chunk_name
-from processing.results import chunk_of_record, is_up_to_date
+from chunk_contract.names import InvalidChunkName, validate_chunk_name
+from chunk_contract.records import chunk_of_record, is_up_to_date
 
 __all__ = ["ChunkListing", "FallbackPlan", "RecordIndex", "index_records", "plan_fallback"]
 

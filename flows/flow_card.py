@@ -1,7 +1,7 @@
 """The end step's Metaflow card: one figure per chunk (signal, band powers, autocorrelation).
 
 Figures are built by :func:`chunk_figure` (testable without Metaflow); :func:`render_card` appends
-them, a summary and the set-aside chunks to the card.
+them, a summary, the set-aside chunks and the chunks skipped as already up to date to the card.
 """
 
 from __future__ import annotations
@@ -99,14 +99,24 @@ def render_card(
     acfs: Mapping[str, list[float]],
     failures: Mapping[str, Mapping[str, str]],
     max_plotted: int,
+    skipped: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> None:
-    """Append the summary, a table of all chunks, one figure per chunk (up to ``max_plotted``)."""
+    """Append the summary, a table of all chunks, one figure per chunk (up to ``max_plotted``).
+
+    ``skipped`` maps the chunks an event run left out (their record was already up to date) to
+    that record's ``status`` (``processed``/``failed``), ``run_pathspec`` and ``reason``.
+    """
     from metaflow.cards import Image, Markdown, Table
 
-    card.append(Markdown(f"# Sensor chunks: {summary.get('processed', 0)} processed, {len(failures)} set aside"))
+    skipped = skipped or {}
+    title = f"# Sensor chunks: {summary.get('processed', 0)} processed, {len(failures)} set aside"
+    if skipped:
+        title += f", {len(skipped)} skipped (already up to date)"
+    card.append(Markdown(title))
     card.append(
         Markdown(
             f"mode: **{summary.get('mode')}**"
+            + (" (force: up-to-date chunks processed again)" if summary.get("forced") else "")
             + (f" — fallback: {summary['fallback']}" if "fallback" in summary else "")
         )
     )
@@ -116,6 +126,7 @@ def render_card(
         if name not in failures
     ]
     rows += [[name, "", "", "", "", f"set aside ({f['step']}): {f['reason']}"] for name, f in failures.items()]
+    rows += [[name, "", "", "", "", _skipped_status(state)] for name, state in skipped.items()]
     if rows:
         card.append(Table(rows, headers=["chunk", "raw samples", "dropped", "gap fraction", "resampled", "status"]))
     plotted = 0
@@ -124,7 +135,9 @@ def render_card(
             continue
         if plotted >= max_plotted:
             card.append(
-                Markdown(f"{len(rows) - plotted - len(failures)} more chunk(s) not plotted (SENSOR_CARD_MAX_CHUNKS)")
+                Markdown(
+                    f"{len(rows) - plotted - len(failures) - len(skipped)} more chunk(s) not plotted (SENSOR_CARD_MAX_CHUNKS)"
+                )
             )
             break
         edges, powers = bands.get(name, (None, None))
@@ -132,3 +145,12 @@ def render_card(
         card.append(Image.from_matplotlib(fig, label=name))
         plt.close(fig)
         plotted += 1
+
+
+def _skipped_status(state: Mapping[str, str | None]) -> str:
+    """The status cell of a chunk skipped because its record is up to date."""
+    by = f" by {state['run_pathspec']}" if state.get("run_pathspec") else ""
+    if state.get("status") == "failed":
+        reason = f": {state['reason']}" if state.get("reason") else ""
+        return f"skipped, up to date: failed{by}{reason} (force=true retries)"
+    return f"skipped, up to date: processed{by}"

@@ -1,18 +1,18 @@
-"""Validation of the flow's two parameters, ``chunks`` and ``container``, before anything else runs.
+"""Validation of the flow's parameters ``chunks``, ``container`` and ``force``, before anything else runs.
 
-The function app submits ``chunks`` (a JSON list of blob names) and ``container``. Metaflow's Argo
+The function app submits ``chunks`` (a JSON list of blob names), ``container`` and ``force``. Metaflow's Argo
 start pod passes parameter values through a bash ``export``, where ``$`` and backticks are
-expanded, so a name is only trusted after the strict allow-list of ``processing.chunk_names``.
+expanded, so a name is only trusted after the strict allow-list of ``chunk_contract.names``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from processing.chunk_names import InvalidChunkName, validate_chunk_name
-from processing.results import InvalidContainerName, validate_container_name
+from chunk_contract.names import InvalidChunkName, validate_chunk_name
+from chunk_contract.records import InvalidContainerName, validate_container_name
 
-__all__ = ["InvalidParameter", "validate_parameters"]
+__all__ = ["InvalidParameter", "validate_force", "validate_parameters"]
 
 
 class InvalidParameter(ValueError):
@@ -61,3 +61,14 @@ def validate_parameters(chunks: Any, container: Any, results_container: str) -> 
             seen.add(name)
             names.append(name)
     return names
+
+
+def validate_force(force: Any) -> bool:
+    """Return ``force`` if it is a bool, else raise :class:`InvalidParameter`.
+
+    Metaflow converts the value with click's BOOL type before the flow sees it, so anything else
+    means the flow was started some other way; ``bool("false")`` would be ``True``, hence no cast.
+    """
+    if not isinstance(force, bool):
+        raise InvalidParameter(f"parameter 'force' must be true or false, got {type(force).__name__} {force!r:.200}")
+    return force

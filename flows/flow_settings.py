@@ -40,9 +40,13 @@ DEPLOY_ENV_VARS = (
     "SENSOR_MAX_LAG",
     "SENSOR_MAX_GAP",
     "SENSOR_CARD_MAX_CHUNKS",
+    "SENSOR_LEDGER_TABLE",
+    "SENSOR_CLAIM_STALE_SECONDS",
+    "SENSOR_FALLBACK_RECLAIM_SECONDS",
     # An account URL is not a secret; the credential comes from the pod's workload identity.
     "SENSOR_STORAGE__blobServiceUri",
     "SENSOR_STORAGE__serviceUri",
+    "SENSOR_STORAGE__tableServiceUri",
 )
 
 # Standard 5-field cron (what Argo's CronWorkflow takes); Metaflow keeps the first 5 fields.
@@ -79,6 +83,16 @@ class FlowSettings:
         keyword arguments of ``processing.features.ProcessingSettings`` (unset ones keep its defaults).
     card_max_chunks : int
         ``SENSOR_CARD_MAX_CHUNKS``, default 20: chunks plotted on the card (the table lists all).
+    ledger_table : str
+        ``SENSOR_LEDGER_TABLE``, default ``chunkledger``: the claim ledger the function app writes;
+        the fallback claims what it takes there and every run records its outcomes there.
+    claim_stale_seconds : float
+        ``SENSOR_CLAIM_STALE_SECONDS``, default 600 (the app's setting of the same name): a batch
+        claim without a manifest this old is orphaned and may be fenced and taken.
+    fallback_reclaim_seconds : float
+        ``SENSOR_FALLBACK_RECLAIM_SECONDS``, default 10800 (3 h): a chunk whose workflow was accepted
+        this long ago without an outcome is presumed lost (its pod died) and taken again. Keep it
+        above the workflows' active deadline.
     conda_python, conda_numpy : str
         ``SENSOR_CONDA_PYTHON`` (default ``3.11``), ``SENSOR_CONDA_NUMPY`` (default ``2.4.6``):
         the ``@conda_base`` pins used with ``--environment=conda``.
@@ -92,6 +106,9 @@ class FlowSettings:
     schedule_cron: str = "0 * * * *"
     processing: dict[str, Any] = field(default_factory=dict)
     card_max_chunks: int = 20
+    ledger_table: str = "chunkledger"
+    claim_stale_seconds: float = 600.0
+    fallback_reclaim_seconds: float = 10800.0
     conda_python: str = "3.11"
     conda_numpy: str = "2.4.6"
 
@@ -107,6 +124,9 @@ class FlowSettings:
             "fallback_grace_seconds": self.fallback_grace_seconds,
             "fallback_max_chunks": self.fallback_max_chunks,
             "schedule_cron": self.schedule_cron,
+            "ledger_table": self.ledger_table,
+            "claim_stale_seconds": self.claim_stale_seconds,
+            "fallback_reclaim_seconds": self.fallback_reclaim_seconds,
             "processing": dict(self.processing),
         }
 
@@ -134,6 +154,15 @@ def _validate_cron(raw: str) -> str:
     return " ".join(fields)
 
 
+def _ledger_table(env: Mapping[str, str]) -> str:
+    raw = (env.get(PREFIX + "LEDGER_TABLE") or "chunkledger").strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", raw):
+        raise SettingError(
+            f"{PREFIX}LEDGER_TABLE={raw!r} must be a table name of 3-63 letters and digits, starting with a letter"
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> FlowSettings:
     """Read and validate the settings from ``env`` (default: ``os.environ``).
 
@@ -144,7 +173,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> FlowSettings:
     """
     # Imported here, not at module top: results.py pulls in the Azure SDK, which the compiler
     # and tests that only read settings do not need.
-    from processing.results import InvalidContainerName, validate_container_name
+    from chunk_contract.records import InvalidContainerName, validate_container_name
 
     env = os.environ if env is None else env
     results_container = env.get(PREFIX + "RESULTS_CONTAINER") or "sensor-features"
@@ -173,6 +202,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> FlowSettings:
         schedule_cron=_validate_cron(env.get(PREFIX + "SCHEDULE_CRON") or "0 * * * *"),
         processing=processing,
         card_max_chunks=_number(env, "CARD_MAX_CHUNKS", 20, int, 0),
+        ledger_table=_ledger_table(env),
+        claim_stale_seconds=_number(env, "CLAIM_STALE_SECONDS", 600.0, float, 1.0),
+        fallback_reclaim_seconds=_number(env, "FALLBACK_RECLAIM_SECONDS", 10800.0, float, 1.0),
         conda_python=env.get(PREFIX + "CONDA_PYTHON") or "3.11",
         conda_numpy=env.get(PREFIX + "CONDA_NUMPY") or "2.4.6",
     )

@@ -2,7 +2,9 @@
 
 Graph: start -> preprocess -> (filter_bank, lags) -> join -> end.
 
-- ``chunks=[...]`` (event mode, submitted by the function app): process exactly these chunks.
+- ``chunks=[...]`` (event mode, submitted by the function app): process these chunks, except those
+  whose record (result or error) is already up to date for their current ETag; ``force=true``
+  processes all of them.
 - ``chunks=[]`` (fallback mode, the hourly cron): process every chunk without an up-to-date result,
   past the grace period, oldest first, at most the flood guard (see ``fallback.py``).
 
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flow_settings import conda_requested, deploy_environment, load_settings
 
@@ -40,10 +44,42 @@ from metaflow import (  # type: ignore[attr-defined]
     step,
 )
 
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
+
+    from chunk_contract.records import ChunkState
+
 SETTINGS = load_settings()
 # Non-secret SENSOR_* settings of the deploying shell, copied into every step (and so into the
 # Argo template); SENSOR_STORAGE is deliberately not among them.
 STEP_ENV = deploy_environment()
+# Concurrent HEAD requests of the up-to-date check in event mode (a batch holds up to 200 chunks).
+STATE_CHECK_WORKERS = 8
+
+
+def up_to_date_states(
+    service: BlobServiceClient, names: Sequence[str], *, chunk_container: str, results_container: str
+) -> dict[str, ChunkState]:
+    """The chunks of ``names`` that already have an up-to-date record, with their state.
+
+    ``chunk_contract.records.read_chunk_state`` per chunk: three HEAD requests (chunk, result,
+    error record) and, only for a chunk whose up-to-date record is an error, one small GET for the
+    reason. Run on a few threads: against Azure, 200 chunks are ~75 round trips in sequence. A
+    chunk that does not exist is not in the answer: it stays a target, and ``preprocess`` records
+    "chunk does not exist" as before. Storage errors propagate (the task is retried).
+    """
+    from chunk_contract.records import ChunkNotFound, read_chunk_state
+
+    def state(name: str) -> ChunkState | None:
+        try:
+            return read_chunk_state(service, name, chunk_container=chunk_container, results_container=results_container)
+        except ChunkNotFound:
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(STATE_CHECK_WORKERS, len(names)))) as pool:
+        states = list(pool.map(state, names))
+    # "failed" counts as done too, as in a fallback run: the same bytes fail the same way.
+    return {s.chunk: s for s in states if s is not None and s.status in ("processed", "failed")}
 
 
 def _with_conda(cls: type) -> type:
@@ -79,6 +115,14 @@ class SensorProcessingFlow(FlowSpec):
         help="JSON list of blob names inside the container; [] = fallback mode (process every missed chunk)",
     )
     container = Parameter("container", type=str, default="sensor-data", help="The chunk container")
+    # On the wire a bool is a bare JSON literal: submit force=true / force=false (docs/flow.md).
+    force = Parameter(
+        "force",
+        type=bool,
+        default=False,
+        help="Event mode: also process chunks whose record is already up to date for their current ETag "
+        "(default: skip them). No effect in fallback mode",
+    )
 
     @environment(vars=STEP_ENV)
     @step
@@ -88,21 +132,56 @@ class SensorProcessingFlow(FlowSpec):
 
         import chunk_store
         from fallback import plan_fallback
-        from flow_parameters import validate_parameters
+        from flow_parameters import validate_force, validate_parameters
 
         from processing.features import ProcessingSettings
 
         names = validate_parameters(self.chunks, self.container, SETTINGS.results_container)
+        forced = validate_force(self.force)
         # A plain str artifact: later steps use it instead of the Parameter object.
         self.chunk_container: str = str(self.container)
         self.processing_settings = ProcessingSettings(**SETTINGS.processing)
         self.settings_used = SETTINGS.describe()
         self.mode = "event" if names else "fallback"
+        self.forced = forced
         self.set_aside: dict[str, dict[str, str]] = {}
+        self.held_elsewhere: dict[str, str] = {}  # fallback: chunks another claim holds (name -> why)
         self.fallback_summary: dict[str, int] = {}
-        if names:
+        # Event mode: chunks left out because their record is up to date (name -> ETag), and what
+        # that record says (status, run_pathspec, reason). Never in `chunk_etags`: not processed.
+        self.skipped: dict[str, str] = {}
+        self.skipped_states: dict[str, dict[str, str | None]] = {}
+        if names and self.forced:
             self.targets = names
+            print(f"force: processing all {len(names)} chunk(s), up-to-date records are not checked")
+        elif names:
+            done = up_to_date_states(
+                chunk_store.connect(SETTINGS),
+                names,
+                chunk_container=self.chunk_container,
+                results_container=SETTINGS.results_container,
+            )
+            self.targets = [name for name in names if name not in done]
+            self.skipped = {name: done[name].chunk_etag for name in names if name in done}
+            self.skipped_states = {
+                name: {
+                    "status": done[name].status,
+                    "run_pathspec": done[name].run_pathspec,
+                    "reason": done[name].reason,
+                }
+                for name in self.skipped
+            }
+            if self.skipped:
+                print(
+                    f"skipped {len(self.skipped)} chunk(s) already up to date (force=true processes them): "
+                    + ", ".join(f"{name!r} ({done[name].status})" for name in list(self.skipped)[:20])
+                    + (" ..." if len(self.skipped) > 20 else "")
+                )
         else:
+            if self.forced:
+                print(
+                    "force=true has no effect in fallback mode (chunks=[]): chunks with an up-to-date record are left alone"
+                )
             service = chunk_store.connect(SETTINGS)
             plan = plan_fallback(
                 chunk_store.list_chunks(service, self.chunk_container),
@@ -111,15 +190,33 @@ class SensorProcessingFlow(FlowSpec):
                 grace=timedelta(seconds=SETTINGS.fallback_grace_seconds),
                 limit=SETTINGS.fallback_max_chunks,
             )
-            self.targets = [c.name for c in plan.take]
+            # The fallback is one of the paths that execute chunks: it claims what it takes in the
+            # ledger, and leaves what another path holds (see ledger_io.py for the rules).
+            from ledger_io import claim_for_fallback, connect_ledger
+
+            from chunk_contract.versions import ChunkVersion
+
+            now = datetime.now(UTC)
+            taken, held = claim_for_fallback(
+                connect_ledger(SETTINGS),
+                [ChunkVersion.of(self.chunk_container, c.name, c.etag) for c in plan.take],
+                owner=f"{current.flow_name}/{current.run_id}",
+                now=now,
+                stale_after=timedelta(seconds=SETTINGS.claim_stale_seconds),
+                reclaim_after=timedelta(seconds=SETTINGS.fallback_reclaim_seconds),
+            )
+            self.targets = [v.name for v in taken]
+            self.held_elsewhere = held
+            for name, why in list(held.items())[:20]:
+                print(f"  left to its claim: {name!r}: {why}")
             # Names outside the allow-list are set aside, not processed: their names could not
             # travel through an Argo parameter either, and one stray blob must not fail the sweep.
             self.set_aside = {
                 c.name: {"etag": c.etag, "reason": f"invalid chunk name: {reason}", "step": "start"}
                 for c, reason in plan.invalid
             }
-            self.fallback_summary = plan.summary()
-            print(f"fallback: {plan.missing} chunk(s) found missing; {plan.summary()}")
+            self.fallback_summary = {**plan.summary(), "claimed": len(taken), "held_by_another_claim": len(held)}
+            print(f"fallback: {plan.missing} chunk(s) found missing; {self.fallback_summary}")
         print(f"{self.mode} mode: {len(self.targets)} chunk(s) to process in {self.chunk_container!r}")
         self.next(self.preprocess)
 
@@ -198,7 +295,7 @@ class SensorProcessingFlow(FlowSpec):
         import chunk_store
         from azure.core.exceptions import HttpResponseError
 
-        from processing import results
+        from chunk_contract import records as results
         from processing.features import feature_record
 
         self.merge_artifacts(inputs)
@@ -246,13 +343,33 @@ class SensorProcessingFlow(FlowSpec):
                 self.unrecorded[name] = f"{type(exc).__name__}: {exc.reason}"
         for name, why in self.unrecorded.items():
             print(f"  could not record {name!r}: {why}")
+        # The outcome of every chunk version this run saw goes into the claim ledger too (status
+        # lookups, health report). A ledger failure fails the task, which is then retried.
+        from datetime import UTC, datetime
+
+        from ledger_io import connect_ledger, record_outcomes
+
+        from chunk_contract.versions import ChunkVersion
+
+        outcomes: dict[ChunkVersion, tuple[str, str | None]] = {
+            ChunkVersion.of(self.chunk_container, name, self.chunk_etags[name]): ("processed", None) for name in records
+        }
+        for name, failure in failures.items():
+            if failure.get("etag") and failure["step"] != "start":  # a set-aside stray name is no chunk version
+                outcomes[ChunkVersion.of(self.chunk_container, name, failure["etag"])] = ("failed", failure["reason"])
+        if outcomes:
+            record_outcomes(connect_ledger(SETTINGS), outcomes, run=run.pathspec, now=datetime.now(UTC))
         self.records = records
         self.failures = failures
         self.summary = {
             "mode": self.mode,
             "processed": len(records),
             "failed": len(failures),
-            **({"fallback": self.fallback_summary} if self.mode == "fallback" else {}),
+            **(
+                {"fallback": self.fallback_summary}
+                if self.mode == "fallback"
+                else {"skipped_up_to_date": len(self.skipped), "forced": self.forced}
+            ),
         }
         print(f"wrote {len(records)} result(s) and {len(failures)} error record(s) to {SETTINGS.results_container!r}")
         for name, failure in failures.items():
@@ -273,6 +390,7 @@ class SensorProcessingFlow(FlowSpec):
             bands=self.bands,
             acfs=self.acfs,
             failures=self.failures,
+            skipped=self.skipped_states,
             max_plotted=SETTINGS.card_max_chunks,
         )
         print(f"done: {self.summary}")

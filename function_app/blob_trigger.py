@@ -1,27 +1,32 @@
-"""The blob trigger's work: one new chunk version → one workflow.
+"""The blob trigger's work: a new chunk version -> one workflow (immediate) or one queued event (coalesce).
 
 The host hands over a ``BlobClient`` (SDK-type binding), never the content: chunks can be
-gigabytes. We read only the properties (the ETag), then submit through
-:func:`function_app.submission.submit_chunks`.
+gigabytes. We use it for its container and blob name only and read the ETag through the app's one
+shared ``BlobServiceClient``: the Functions worker (4.34) caches the client it builds per blob name,
+and a request through it keeps a socket open for the worker's lifetime — one per distinct chunk.
+
+``SUBMIT_MODE=immediate``: claim in the ledger and submit, through
+:func:`function_app.submission.submit_chunks`. ``SUBMIT_MODE=coalesce``: enqueue the chunk version
+on ``SENSOR_EVENTS_QUEUE``; the timer-triggered drainer claims and submits in batches.
 
 What happens to each outcome, and why:
 
-- submitted / duplicate (Argo 409): return normally. Duplicate events (Event Grid delivers at
-  least once, one upload can emit several events) all map to the same workflow name.
+- submitted / duplicate (the ledger or Argo's 409 had it) / enqueued: return normally.
 - invalid chunk name: logged as rejected, return normally — retrying cannot make a name valid,
   and the cron fallback applies the same allow-list.
 - blob deleted before we read it: logged as skipped, return normally (nothing to process).
-- settings missing, Argo refusing or unreachable after retries: RAISE, so the host retries the
-  blob and after ``poisonBlobThreshold`` failures moves it to ``webjobs-blobtrigger-poison``;
-  the cron run of the flow still processes the chunk.
+- settings missing, the ledger or the queue unreachable, Argo refusing or unreachable after
+  retries: RAISE, so the host retries the blob and after ``poisonBlobThreshold`` failures moves it
+  to ``webjobs-blobtrigger-poison``; the cron run of the flow still processes the chunk.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import BlobClient
 
 from function_app.settings import Settings, get_settings
 from function_app.submission import (
@@ -40,23 +45,46 @@ logger = logging.getLogger(__name__)
 
 
 def handle_blob(
-    client: BlobClient, *, settings: Settings | None = None, backend: SubmitBackend | None = None
+    client: Any,
+    *,
+    settings: Settings | None = None,
+    backend: SubmitBackend | None = None,
+    ledger: Any = None,
+    queue: Any = None,
+    service: Any = None,
 ) -> SubmitResult | None:
-    """Submit the blob behind ``client``; None when it was rejected or skipped (see module docstring)."""
+    """Submit or enqueue the blob behind ``client``; None when rejected, skipped or enqueued.
+
+    The keyword arguments are for tests and tools (defaults: the app's clients from settings).
+    """
+    from function_app.storage import blob_service_client
+
     settings = settings or get_settings()
     container, name = client.container_name, client.blob_name
     checked = check_chunks([name], 1)
     if isinstance(checked, Rejection):
         log_decision(trigger="blob", container=container, chunks=[name], outcome="rejected", reason=str(checked))
         return None
+    service = service or blob_service_client(settings)
     try:
-        etag = client.get_blob_properties().etag
+        etag = service.get_blob_client(container, name).get_blob_properties().etag
     except ResourceNotFoundError:
         log_decision(
             trigger="blob", container=container, chunks=[name], outcome="skipped", reason="blob no longer exists"
         )
         return None
+    if settings.submit_mode == "coalesce":
+        from function_app.queue_messages import blob_created_message
+        from function_app.storage import event_queue
+
+        (queue or event_queue(settings)).send(
+            blob_created_message(container=container, name=name, etag=str(etag), event_time=datetime.now(UTC))
+        )
+        log_decision(
+            trigger="blob", container=container, chunks=[name], outcome="enqueued", queue=settings.events_queue
+        )
+        return None
     try:
-        return submit_chunks(settings, "blob", [name], [str(etag)], container=container, backend=backend)
+        return submit_chunks(settings, "blob", [name], [str(etag)], container=container, backend=backend, ledger=ledger)
     except InvalidSubmission:
         return None  # already logged by submit_chunks; a retry cannot fix it

@@ -1,6 +1,6 @@
 """Where does a chunk stand? ``GET /api/chunks/{name}`` and the same lookup for ``sensorctl status``.
 
-Decide-then-act: :func:`decide_status` is pure — from the chunk's records (``processing.results``)
+Decide-then-act: :func:`decide_status` is pure — from the chunk's records (``chunk_contract.records``)
 and, when a submit backend is configured, the workflow its event path would have created — and
 :func:`lookup_status` only fetches those two inputs. Answers:
 
@@ -9,9 +9,11 @@ and, when a submit backend is configured, the workflow its event path would have
 ``submitted``   no up-to-date record yet, but the chunk version's workflow exists and has not failed
 ``pending``     nothing yet (not submitted, or the chunk changed since its last record)
 
-The workflow looked up is the one named ``workflow_name(container, [(chunk, ETag)])``: the name
-every single-chunk path (Event Grid, HTTP trigger) gives this chunk version. Chunks handled by a
-batch or a fallback run have no such workflow; their records still answer once the run wrote them.
+The ledger says which workflow has the chunk version (its claim's owner: a single-chunk workflow, a
+coalesced or backfill batch, or a fallback run) and whether it was accepted, so a chunk in a batch
+or taken by the fallback answers ``submitted`` with its workflow, and ``claim.duplicates_suppressed``
+counts the duplicate events the ledger suppressed. Without a claim the workflow asked about is the
+single-chunk name every event path would give the version (chunks from before the ledger).
 
 Register in ``function_app.py`` with ``app.register_functions(bp)``.
 """
@@ -26,8 +28,8 @@ from typing import Any, Literal
 
 import azure.functions as func
 
-from function_app.naming import workflow_name
-from processing.chunk_names import InvalidChunkName, validate_chunk_name
+from chunk_contract.names import InvalidChunkName, validate_chunk_name
+from chunk_contract.naming import workflow_name
 
 __all__ = ["ChunkStatus", "StatusLookupError", "bp", "decide_status", "lookup_status"]
 
@@ -55,6 +57,7 @@ class ChunkStatus:
     run_id: str | None = None
     result_location: str | None = None
     reason: str | None = None
+    claim: dict[str, Any] | None = None  # the ledger's claim of this version (see _claim_view)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -70,19 +73,28 @@ def decide_status(
     state: Any,
     workflow_name: str | None,
     workflow: Mapping[str, Any] | None,
+    claim: Any = None,
+    manifest: Any = None,
 ) -> ChunkStatus:
-    """Combine the chunk's records and its workflow into one status (pure).
+    """Combine the chunk's records, its ledger claim and its workflow into one status (pure).
 
     Parameters
     ----------
-    state : processing.results.ChunkState
+    state : chunk_contract.records.ChunkState
         What the results container says (``processed`` / ``failed`` / ``pending``).
     workflow_name : str or None
-        The chunk version's workflow name, ``None`` when no backend was asked.
+        The workflow that has the chunk version: the claim's owner, else the single-chunk name
+        every event path would give it; ``None`` when nothing was asked.
     workflow : mapping or None
         The workflow as ``GET /api/v1/workflows/{ns}/{name}`` returns it, ``None`` when absent.
+    claim : chunk_contract.ledger.Claim or None
+        The chunk version's latest claim in the ledger (``None``: never claimed).
+    manifest : chunk_contract.ledger.Manifest or None
+        The claim owner's manifest when the owner is a batch.
     """
     base: dict[str, Any] = {"chunk": state.chunk, "container": state.chunk_container, "chunk_etag": state.chunk_etag}
+    if claim is not None:
+        base["claim"] = _claim_view(claim, manifest)
     phase = (workflow or {}).get("status", {}).get("phase") if workflow is not None else None
     wf: dict[str, Any] = {}
     if workflow is not None and workflow_name:
@@ -104,6 +116,18 @@ def decide_status(
             **base,
             **wf,
         )
+    accepted = claim is not None and (
+        claim.state == "accepted" or (manifest is not None and getattr(manifest, "state", "") == "accepted")
+    )
+    if workflow is None and accepted:
+        # The ledger knows the workflow was accepted (a batch, the fallback, or one Argo has
+        # garbage-collected since): submitted, even where the backend no longer answers for it.
+        return ChunkStatus(
+            status="submitted",
+            workflow_name=claim.owner,
+            run_id=claim.outcome_run or (claim.owner if claim.owner_kind == "run" else f"argo-{claim.owner}"),
+            **base,
+        )
     if workflow is None or not workflow_name:
         return ChunkStatus(status="pending", **base)
     run_id = _run_id(workflow, workflow_name)
@@ -124,6 +148,22 @@ def decide_status(
     return ChunkStatus(status="submitted", run_id=run_id, **base, **wf)
 
 
+def _claim_view(claim: Any, manifest: Any) -> dict[str, Any]:
+    view = {
+        "workflow": claim.owner,
+        "state": manifest.state if claim.state == "claimed" and manifest is not None else claim.state,
+        "path": claim.path,
+        "first_seen": claim.first_seen.isoformat(),
+        "generation": claim.generation,
+        "duplicates_suppressed": claim.duplicates,
+    }
+    if claim.last_duplicate_path:
+        view["last_duplicate_path"] = claim.last_duplicate_path
+    if claim.outcome_run:
+        view["outcome_run"] = claim.outcome_run
+    return view
+
+
 def lookup_status(
     chunk: str,
     *,
@@ -131,6 +171,7 @@ def lookup_status(
     container: str,
     results_container: str,
     backend: Any | None,
+    ledger: Any = None,
 ) -> ChunkStatus:
     """Fetch the inputs of :func:`decide_status` and decide.
 
@@ -149,22 +190,38 @@ def lookup_status(
     ------
     InvalidChunkName
         Bad name (before any I/O).
-    processing.results.ChunkNotFound
+    chunk_contract.records.ChunkNotFound
         The chunk does not exist.
     StatusLookupError
         Storage or the backend failed.
     """
     from azure.core.exceptions import AzureError
 
+    from chunk_contract.records import read_chunk_state
     from function_app.submission import SubmitError
-    from processing.results import read_chunk_state
 
     validate_chunk_name(chunk)
     try:
         state = read_chunk_state(service, chunk, chunk_container=container, results_container=results_container)
     except AzureError as exc:
         raise StatusLookupError(f"storage could not be read: {type(exc).__name__}") from None
-    name = workflow_name(container, [(chunk, state.chunk_etag)]) if state.chunk_etag else None
+    claim = manifest = None
+    if ledger is not None and state.chunk_etag:
+        from chunk_contract.versions import ChunkVersion
+
+        try:
+            claim = ledger.latest(ChunkVersion(container, chunk, state.chunk_etag))
+            if claim is not None and claim.owner_kind == "batch":
+                manifest = ledger.get_manifest(claim.owner)
+        except AzureError as exc:
+            raise StatusLookupError(f"the claim ledger could not be read: {type(exc).__name__}") from None
+    name: str | None
+    if claim is not None and claim.owner_kind != "run":
+        name = claim.owner
+    elif claim is not None:
+        name = None  # a fallback run inside the flow: no Argo workflow of its own to ask about
+    else:
+        name = workflow_name(container, [(chunk, state.chunk_etag)]) if state.chunk_etag else None
     workflow = None
     if backend is not None and name and state.status == "pending":
         try:
@@ -179,7 +236,7 @@ def lookup_status(
             workflow = backend.get_workflow(name)
         except Exception as exc:
             logger.warning("status of %s: backend lookup of %s failed (%s); answering from records", chunk, name, exc)
-    return decide_status(state, name, workflow)
+    return decide_status(state, name, workflow, claim, manifest)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -196,16 +253,26 @@ def _json(status_code: int, body: Mapping[str, Any]) -> func.HttpResponse:
 @bp.route(route="chunks/{*name}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
     """``GET /api/chunks/{name}?container=...``: the chunk's status as JSON (200), 400, 404 or 503."""
+    from chunk_contract.records import ChunkNotFound, InvalidContainerName, validate_container_name
     from function_app.settings import SettingsError, get_settings
-    from function_app.storage import blob_service_client
+    from function_app.storage import blob_service_client, ledger
     from function_app.submission import get_backend
-    from processing.results import ChunkNotFound, InvalidContainerName, validate_container_name
 
     name = req.route_params.get("name") or ""
     try:
         settings = get_settings()
         container = req.params.get("container") or settings.sensor_container
         validate_container_name(container)
+        if container != settings.sensor_container:
+            # Only the chunk container: any other (the results container, azure-webjobs-secrets)
+            # would let a caller probe blobs this app has no business reading.
+            return _json(
+                400,
+                {
+                    "error": "invalid_container",
+                    "message": f"container {container!r} is not the chunk container (SENSOR_CONTAINER)",
+                },
+            )
     except SettingsError as exc:
         logger.error("status lookup: %s", exc)
         return _json(500, {"error": "configuration", "message": str(exc)})
@@ -225,6 +292,7 @@ def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
             container=container,
             results_container=settings.sensor_results_container,
             backend=backend,
+            ledger=ledger(settings),
         )
     except ChunkNotFound as exc:
         return _json(404, {"error": "not_found", "message": str(exc)})

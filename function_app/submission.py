@@ -4,7 +4,7 @@
 :class:`Submission` — the workflow name and the exact Argo submit body — or a :class:`Rejection`
 naming the input and the rule it broke. It does no I/O, so most tests go there.
 A :class:`SubmitBackend` carries a submission out: :class:`function_app.argo_backend.ArgoBackend`
-(default) or ``function_app.local_backend.LocalBackend`` (``SUBMIT_BACKEND=local``, imported lazily
+(default) or ``localdev.local_backend.LocalBackend`` (``SUBMIT_BACKEND=local``, imported lazily
 because it pulls in metaflow, which must stay off the cold-start path).
 :func:`submit_chunks` is the one entry point every path calls — blob trigger, HTTP trigger, a
 backfill — so the same chunk version always maps to the same workflow name and is deduplicated by
@@ -20,7 +20,7 @@ Exceptions::
     └── BackendNotAvailable     SUBMIT_BACKEND names a backend that is not installed
 
     InvalidSubmission(ValueError)   bad input (chunk names, count, ETags); .field, .reason.
-                                    InvalidChunkName from processing.chunk_names is reported as one.
+                                    InvalidChunkName from chunk_contract.names is reported as one.
 """
 
 from __future__ import annotations
@@ -32,13 +32,21 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from function_app.naming import ANNOTATION_REQUEST_ID, normalize_etag, workflow_labels, workflow_name
+from chunk_contract.names import InvalidChunkName, validate_chunk_name
+from chunk_contract.naming import (
+    ANNOTATION_REQUEST_ID,
+    chunks_param_bytes,
+    is_dns1123_label,
+    normalize_etag,
+    workflow_labels,
+    workflow_name,
+)
 from function_app.settings import Settings
-from processing.chunk_names import InvalidChunkName, validate_chunk_name
 
 __all__ = [
     "BackendNotAvailable",
@@ -97,8 +105,11 @@ class Submission:
 class SubmitResult:
     workflow_name: str
     run_id: str  # Argo: "argo-<workflow name>"; local: the Metaflow run id
-    duplicate: bool  # True when it had already been submitted (Argo 409)
+    duplicate: bool  # True when nothing new was submitted (the ledger, or Argo's 409, had it)
     attempts: int
+    # chunk name -> the workflow that already has it (suppressed by the ledger, not submitted again)
+    suppressed: Mapping[str, str] = field(default_factory=dict)
+    chunks: tuple[str, ...] = ()  # what this call submitted
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,8 @@ class SubmitBackend(Protocol):
     def submit(self, submission: Submission) -> SubmitResult: ...
 
     def get_workflow(self, name: str) -> dict[str, Any] | None: ...  # Argo Workflow JSON, or None if unknown
+
+    def count_in_flight(self, template: str, limit: int) -> int: ...  # workflows not completed, up to limit
 
 
 # --------------------------------------------------------------------------- exceptions
@@ -138,10 +151,14 @@ class SubmitRejected(SubmitError):
 class SubmitUnavailable(SubmitError):
     """The server could not be reached or kept failing until the retry budget ran out."""
 
-    def __init__(self, message: str, *, url: str, attempts: int) -> None:
+    def __init__(self, message: str, *, url: str, attempts: int, maybe_created: bool = True) -> None:
         super().__init__(message)
         self.url = url
         self.attempts = attempts
+        # False only when no attempt could have created the workflow unseen (refused, 503, 429,
+        # TLS failure, or every ambiguous answer was followed by a lookup that found nothing):
+        # then a claim may be released for others without risking a second run.
+        self.maybe_created = maybe_created
 
 
 class BackendNotAvailable(SubmitError):
@@ -190,16 +207,30 @@ def decide(
     force: bool,
     settings: Settings,
     request_id: str,
+    batch_token: str | None = None,
+    max_chunks: int | None = None,
+    name: str | None = None,
 ) -> Submission | Rejection:
     """Turn a request into a :class:`Submission`, or a :class:`Rejection` with the reason. Pure.
 
     ``request_id`` is unique per request (the caller draws it, keeping this function
     deterministic): it is sent as an annotation, and when ``force`` it salts the workflow name so
-    a forced re-run gets a new one.
+    a forced re-run gets a new one. ``batch_token`` salts the name of a multi-chunk batch (the
+    ledger's plan id: see ``chunk_contract.naming.workflow_name``). ``max_chunks`` overrides
+    ``MAX_CHUNKS_PER_REQUEST`` (the drainer's batches are bounded by ``COALESCE_MAX_CHUNKS``).
+    ``name`` is the workflow name a claim already recorded (a plan whose duplicates dropped out,
+    or a resume): the submission then carries that name instead of one derived from ``chunks``.
     """
-    checked = check_chunks(chunks, settings.max_chunks_per_request)
+    checked = check_chunks(chunks, max_chunks or settings.max_chunks_per_request)
     if isinstance(checked, Rejection):
         return checked
+    size = chunks_param_bytes(checked)
+    if size > settings.max_chunks_param_bytes:
+        return Rejection(
+            "chunks",
+            f"the names add up to a {size}-byte 'chunks' parameter, the limit is {settings.max_chunks_param_bytes} "
+            "(MAX_CHUNKS_PARAM_BYTES: Metaflow's start pod passes it in one shell argument); send fewer names",
+        )
     if not _CONTAINER.fullmatch(container):
         return Rejection("container", f"{container!r} is not a valid Azure container name (3-63 of a-z 0-9 -)")
     if len(etags) != len(checked):
@@ -214,7 +245,10 @@ def decide(
         labels = workflow_labels(container, versions, trigger, forced=force)
     except ValueError as exc:
         return Rejection("trigger", str(exc))
-    name = workflow_name(container, versions, force_token=request_id if force else None)
+    if name is None:
+        name = workflow_name(container, versions, force_token=request_id if force else None, batch_token=batch_token)
+    elif not is_dns1123_label(name):
+        return Rejection("name", f"{name!r} is not a DNS-1123 label of at most 63 characters")
     ordered = sorted(checked)  # the name is order-independent; so is what the flow receives
     body: dict[str, Any] = {
         "namespace": settings.argo_namespace,
@@ -227,6 +261,9 @@ def decide(
             "parameters": [
                 "chunks=" + json.dumps(json.dumps(ordered)),
                 "container=" + json.dumps(container),
+                # A bool parameter: json.dumps(bool) = bare `true`/`false`, as Metaflow's own trigger
+                # and the template default; the flow then skips up-to-date chunks unless true.
+                "force=" + json.dumps(bool(force)),
             ],
             # One "k=v,k=v" string (Argo's format), values are hashes and fixed words only.
             "labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
@@ -251,12 +288,12 @@ def get_backend(settings: Settings) -> SubmitBackend:
     """The backend for these settings, built once per process (one reused HTTP session)."""
     if settings.submit_backend == "local":
         try:
-            module = importlib.import_module("function_app.local_backend")
+            module = importlib.import_module("localdev.local_backend")
         except ModuleNotFoundError as exc:
-            if exc.name != "function_app.local_backend":
+            if exc.name != "localdev.local_backend":
                 raise
             raise BackendNotAvailable(
-                "SUBMIT_BACKEND=local, but function_app/local_backend.py is not installed; use SUBMIT_BACKEND=argo"
+                "SUBMIT_BACKEND=local, but localdev/local_backend.py is not installed; use SUBMIT_BACKEND=argo"
             ) from None
         backend: SubmitBackend = module.LocalBackend(settings)
         return backend
@@ -268,8 +305,11 @@ def get_backend(settings: Settings) -> SubmitBackend:
 def log_decision(**fields: Any) -> None:
     # One JSON line per decision: Application Insights keeps it as the trace message, and
     # `traces | where message startswith "submit-decision"` | parse_json(...) recovers the fields.
-    level = logging.INFO if fields.get("outcome") in ("submitted", "duplicate") else logging.WARNING
+    level = logging.INFO if fields.get("outcome") in ("submitted", "duplicate", "enqueued") else logging.WARNING
     logger.log(level, "submit-decision %s", json.dumps(fields, sort_keys=True, default=str))
+
+
+_PATH_OF_TRIGGER = {"blob": "blob", "http": "http", "backfill": "backfill", "coalesce": "blob"}
 
 
 def submit_chunks(
@@ -282,15 +322,29 @@ def submit_chunks(
     container: str | None = None,
     backend: SubmitBackend | None = None,
     request_id: str | None = None,
+    ledger: Any = None,
+    now: datetime | None = None,
 ) -> SubmitResult:
-    """Decide, then submit. The entry point of every path (blob trigger, HTTP trigger, backfill).
+    """Decide, claim, then submit. The entry point of every submitting path but the drainer.
+
+    The request is validated whole first (:func:`decide`). Then every chunk version is claimed in
+    the ledger for the planned workflow (``function_app.claims``): versions another workflow has
+    already are suppressed (``SubmitResult.suppressed``), and only the versions claimed here are
+    submitted, under the planned name. A single chunk's name is deterministic (a retry or a
+    duplicate event resumes the same workflow); a multi-chunk request's name is salted with its
+    request id, because the ledger, not Argo's 409, is what deduplicates batches.
 
     Raises :class:`InvalidSubmission` for bad input, :class:`SubmitError` subclasses when the
-    backend fails. Logs one structured ``submit-decision`` line either way.
+    backend fails, ``azure.core.exceptions.AzureError`` when the ledger is unreachable. Logs one
+    structured ``submit-decision`` line either way.
     """
+    from chunk_contract.versions import ChunkVersion
+    from function_app.claims import ClaimBook, submit_owned
+
     started = time.monotonic()
     container = settings.sensor_container if container is None else container
     request_id = request_id or uuid.uuid4().hex
+    many = len(chunks) > 1
     decision = decide(
         trigger=trigger,
         container=container,
@@ -299,15 +353,78 @@ def submit_chunks(
         force=force,
         settings=settings,
         request_id=request_id,
+        batch_token=request_id if many else None,
     )
-    base = {"trigger": trigger, "container": container, "chunks": list(chunks)[:20], "chunk_count": len(chunks)}
+    base: dict[str, Any] = {
+        "trigger": trigger,
+        "container": container,
+        "chunks": list(chunks)[:20],
+        "chunk_count": len(chunks),
+    }
     if isinstance(decision, Rejection):
         log_decision(**base, outcome="rejected", reason=str(decision), latency_ms=_ms(started))
         raise InvalidSubmission(decision)
     base["workflow"] = decision.workflow_name
     base["force"] = force
+    if ledger is None:
+        from function_app.storage import ledger as app_ledger
+
+        ledger = app_ledger(settings)
+    backend = backend or get_backend(settings)
+    now = now or datetime.now(UTC)
+    owner = decision.workflow_name
+    owner_kind = "batch" if many else "single"
+    path = _PATH_OF_TRIGGER.get(trigger, "manual")
+    book = ClaimBook(ledger, now=now, stale_after=timedelta(seconds=settings.claim_stale_seconds))
+    etag_of = dict(zip(chunks, etags, strict=True))
+    settled = [
+        book.settle(
+            ChunkVersion(container, name, normalize_etag(etag_of[name])),
+            owner=owner,
+            owner_kind=owner_kind,
+            path=path,
+            forced=force,
+        )
+        for name in decision.chunks
+    ]
+    won = [x.claim for x in settled if x.outcome == "won"]
+    suppressed = {x.version.name: x.claim.owner for x in settled if x.outcome != "won"}
+    if not won:
+        owners = sorted(set(suppressed.values()))
+        log_decision(
+            **base,
+            outcome="duplicate",
+            suppressed_by="ledger",
+            owners=owners[:5],
+            reasons=sorted({x.reason for x in settled})[:5],
+            latency_ms=_ms(started),
+        )
+        first = settled[0].claim
+        return SubmitResult(
+            workflow_name=first.owner,
+            run_id=first.outcome_run or _run_id(settings, first.owner, backend),
+            duplicate=True,
+            attempts=0,
+            suppressed=suppressed,
+        )
+    submission = decision
+    if suppressed:
+        narrowed = decide(
+            trigger=trigger,
+            container=container,
+            chunks=[c.version.name for c in won],
+            etags=[c.version.etag for c in won],
+            force=force,
+            settings=settings,
+            request_id=request_id,
+            name=owner,
+        )
+        assert not isinstance(narrowed, Rejection), narrowed  # a subset of a valid request is valid
+        submission = narrowed
     try:
-        result = (backend or get_backend(settings)).submit(decision)
+        result = submit_owned(
+            ledger, backend, submission, won, owner_kind=owner_kind, path=path, now=now, token=request_id
+        )
     except SubmitError as exc:
         attempts = getattr(exc, "attempts", 1)
         log_decision(
@@ -324,9 +441,30 @@ def submit_chunks(
         outcome="duplicate" if result.duplicate else "submitted",
         run_id=result.run_id,
         attempts=result.attempts,
+        suppressed=len(suppressed),
         latency_ms=_ms(started),
     )
-    return result
+    return SubmitResult(
+        workflow_name=result.workflow_name,
+        run_id=result.run_id,
+        duplicate=result.duplicate,
+        attempts=result.attempts,
+        suppressed=suppressed,
+        chunks=submission.chunks,
+    )
+
+
+def _run_id(settings: Settings, workflow: str, backend: SubmitBackend | None = None) -> str:
+    # Metaflow names the run of a workflow created from its template "argo-<workflow name>".
+    if settings.submit_backend == "argo":
+        return f"argo-{workflow}"
+    # The local backend's runs have Metaflow's own ids: ask it (local mode only, never on Argo).
+    try:
+        found = backend.get_workflow(workflow) if backend is not None else None
+    except Exception:  # the run id is a courtesy in the answer; the suppression stands without it
+        return ""
+    annotations = ((found or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get("sensor-pipeline.io/run-id") or "")
 
 
 def _ms(started: float) -> int:

@@ -76,7 +76,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log
 
 @dataclass
 class Azurite:
-    """One Azurite process serving blob and queue on loopback, on free ports.
+    """One Azurite process serving blob, queue and table on loopback, on free ports.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``location`` defaults to a
     fresh temporary folder that is removed on stop.
@@ -85,6 +85,7 @@ class Azurite:
     location: Path | None = None
     blob_port: int = 0
     queue_port: int = 0
+    table_port: int = 0
     cert: Path | None = None
     key: Path | None = None
     oauth_basic: bool = False
@@ -105,11 +106,16 @@ class Azurite:
         return f"{self.scheme}://127.0.0.1:{self.queue_port}/{ACCOUNT_NAME}"
 
     @property
+    def table_endpoint(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.table_port}/{ACCOUNT_NAME}"
+
+    @property
     def connection_string(self) -> str:
-        """Explicit connection string (``UseDevelopmentStorage=true`` would pin ports 10000/10001)."""
+        """Explicit connection string (``UseDevelopmentStorage=true`` would pin ports 10000-10002)."""
         return (
             f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
+            f"TableEndpoint={self.table_endpoint};"
         )
 
     def start(self) -> Azurite:
@@ -122,11 +128,12 @@ class Azurite:
         self.location.mkdir(parents=True, exist_ok=True)
         self.blob_port = self.blob_port or free_port()
         self.queue_port = self.queue_port or free_port()
+        self.table_port = self.table_port or free_port()
         args = [
             binary,
             "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
             "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
-            "--tableHost", "127.0.0.1", "--tablePort", str(free_port()),
+            "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
             "--location", str(self.location),
             "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
         ]  # fmt: skip
@@ -141,6 +148,7 @@ class Azurite:
         try:
             _wait_for_port(self.blob_port, self._proc, self.startup_timeout, log)
             _wait_for_port(self.queue_port, self._proc, self.startup_timeout, log)
+            _wait_for_port(self.table_port, self._proc, self.startup_timeout, log)
         except BaseException:
             self.stop()
             raise

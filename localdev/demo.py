@@ -4,12 +4,15 @@
 2. generates synthetic chunks for a few sensors (irregular timestamps, gaps, duplicate rows, one
    corrupted chunk) and uploads them to the chunk container;
 3. the local event source turns the uploads into ``BlobCreated`` events — delivered at least once,
-   some twice, out of order — and hands them to the function app's real blob-trigger handler,
-   which submits through the normal path with ``SUBMIT_BACKEND=local``: each chunk version becomes
-   one local Metaflow run, duplicates are suppressed;
+   some twice, out of order — and hands them to the function app's real blob-trigger handler.
+   In coalesce mode (the default) the trigger enqueues each chunk version and the timer drainer
+   (called here tick by tick) claims them in the ledger and submits a few batch workflows; then one
+   late redelivery shows the ledger suppressing a duplicate. In immediate mode (``--mode
+   immediate``) each chunk version becomes one workflow. Either way ``SUBMIT_BACKEND=local`` runs
+   each workflow as a local Metaflow run;
 4. runs the cron fallback once (``chunks=[]``), which picks up anything the events missed;
-5. prints one row per chunk (sensor, samples, dominant band, lag-1 autocorrelation, status), the
-   answer of ``GET /api/chunks/{name}`` for one chunk, and where the Metaflow cards are;
+5. prints one row per chunk (sensor, samples, dominant band, lag-1 autocorrelation, status, run),
+   the answer of ``GET /api/chunks/{name}`` for one chunk, and where the Metaflow cards are;
 6. stops Azurite and removes its data. Metaflow's runs and cards stay in ``.demo/`` (reported).
 """
 
@@ -39,10 +42,17 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds-per-chunk", type=float, default=60.0, help="time span of one chunk (default 60)")
     p.add_argument("--duplicates", type=float, default=0.2, help="fraction of events delivered twice (default 0.2)")
     p.add_argument("--workers", type=int, default=2, help="concurrent deliveries, i.e. local runs (default 2)")
+    p.add_argument(
+        "--mode",
+        choices=("coalesce", "immediate"),
+        default="coalesce",
+        help="SUBMIT_MODE: batches through the queue and the drainer (default), or one workflow per chunk",
+    )
+    p.add_argument("--batch", type=int, default=4, help="coalesce mode: chunks per workflow, COALESCE_MAX_CHUNKS (4)")
     p.add_argument("--seed", type=int, default=20261122, help="random seed of data and delivery order")
     p.add_argument("--workdir", type=Path, default=DEMO_DIR, help="where Metaflow runs and cards go (default .demo)")
     args = p.parse_args(argv)
-    for name in ("sensors", "chunks_per_sensor", "workers"):
+    for name in ("sensors", "chunks_per_sensor", "workers", "batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not 0 <= args.duplicates <= 1:
@@ -64,7 +74,7 @@ def _card_paths(sysroot: Path, run_pathspec: str) -> list[Path]:
 
 
 def _fallback(env: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    from function_app.local_backend import decode_parameters, run_flow
+    from localdev.local_backend import decode_parameters, run_flow
 
     # The CronWorkflow submits the template's defaults: chunks "[]", the configured container.
     params = decode_parameters(['chunks="[]"', "container=" + json.dumps(CHUNK_CONTAINER)])
@@ -72,6 +82,22 @@ def _fallback(env: dict[str, str]) -> tuple[str, dict[str, Any]]:
     if not run.successful:
         raise RuntimeError(f"the fallback run {run.pathspec} failed: {run.message[-500:]}")
     return run.pathspec, dict(run.artifacts["summary"])
+
+
+def _drain_until_empty(max_ticks: int = 20) -> list[Any]:
+    """Tick the coalesce drainer (what the timer trigger does every 30 s) until the queue is empty."""
+    from function_app.drain_trigger import handle_drain_tick
+    from function_app.settings import get_settings
+    from function_app.storage import event_queue
+
+    reports = []
+    with tqdm(total=None, desc="drainer ticks -> runs", unit="tick", leave=False) as bar:
+        for _ in range(max_ticks):
+            reports.append(handle_drain_tick())
+            bar.update()
+            if event_queue(get_settings()).depth() == 0:
+                break
+    return reports
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,22 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before metaflow is imported anywhere in this process: it reads its config at import.
     os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"] = str(sysroot)
     # Metaflow puts local cards under <cwd>/.metaflow/mf.cards unless told otherwise; told, it
-    # writes them beside the runs (see function_app.local_backend.flow_environment).
+    # writes them beside the runs (see localdev.local_backend.flow_environment).
     os.environ["METAFLOW_CARD_LOCALROOT"] = str(sysroot / ".metaflow")
     os.environ.setdefault("METAFLOW_USER", os.environ.get("USER") or "demo")
     os.environ.setdefault("USERNAME", os.environ["METAFLOW_USER"])
 
     from azure.storage.blob import BlobServiceClient
 
+    from chunk_contract.records import DEFAULT_RESULTS_CONTAINER, result_blob_name
     from function_app.blob_trigger import handle_blob
     from function_app.settings import get_settings
     from function_app.status import lookup_status
+    from function_app.storage import ledger
     from function_app.submission import get_backend
     from localdev.azurite import Azurite
     from localdev.event_source import EventSource
     from localdev.report import format_table, result_row
     from localdev.synthetic import generate_chunks
-    from processing.results import DEFAULT_RESULTS_CONTAINER, result_blob_name
 
     started = time.monotonic()
     _say("sensor-pipeline demo: Azurite + the function app's handlers + local Metaflow runs\n")
@@ -113,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "SENSOR_CONTAINER": CHUNK_CONTAINER,
             "SENSOR_RESULTS_CONTAINER": DEFAULT_RESULTS_CONTAINER,
             "SUBMIT_BACKEND": "local",
+            "SUBMIT_MODE": args.mode,
+            "COALESCE_MAX_CHUNKS": str(args.batch),
             # The fallback below runs right after the events; real deployments keep the 10-minute grace.
             "SENSOR_FALLBACK_GRACE_SECONDS": "0",
         }
@@ -135,24 +164,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = EventSource(azurite.connection_string, CHUNK_CONTAINER)
         events = source.poll()
         plan = source.plan(events, duplicate_rate=args.duplicates, reorder=True, seed=args.seed)
-        _say(
-            f"[3/5] delivering {len(events)} BlobCreated events as {len(plan.deliveries)} deliveries "
-            f"({plan.duplicates} duplicate(s), shuffled) to the blob trigger; each new chunk version runs locally"
-        )
         outcomes: list[Any] = []
 
         def trigger(client: Any) -> None:
             outcomes.append(handle_blob(client))  # the function app's blob trigger, as the host calls it
 
-        with tqdm(total=len(plan.deliveries), desc="events -> runs", unit="event") as bar:
-            report = source.deliver(plan, trigger, workers=args.workers, on_done=lambda d, o: bar.update())
+        if args.mode == "coalesce":
+            _say(
+                f"[3/5] delivering {len(events)} BlobCreated events as {len(plan.deliveries)} deliveries "
+                f"({plan.duplicates} duplicate(s), shuffled) to the blob trigger, which enqueues them; "
+                f"the drainer batches up to {args.batch} chunks per workflow"
+            )
+            with tqdm(total=len(plan.deliveries), desc="events -> queue", unit="event", leave=False) as bar:
+                report = source.deliver(plan, trigger, workers=args.workers, on_done=lambda d, o: bar.update())
+            drains = _drain_until_empty()
+            workflows = [w for d in drains for w in d.workflows]
+            chunks_in = sum(d.chunks_submitted for d in drains)
+            merged = sum(d.received for d in drains) - sum(d.candidates for d in drains)
+            _say(
+                f"      {report.deliveries} deliveries -> {chunks_in} chunk versions in {len(workflows)} workflow(s) "
+                f"({', '.join(workflows)}); {merged} duplicate message(s) merged in the queue, "
+                f"{report.retried} retried, {len(report.poisoned)} poisoned"
+            )
+            late = plan.deliveries[0]
+            source.deliver([late.event], trigger)
+            again = _drain_until_empty()
+            _say(
+                f"      a late redelivery of {late.event['subject'].rsplit('/blobs/', 1)[1]}: "
+                f"{sum(d.duplicates for d in again)} duplicate suppressed by the ledger, "
+                f"{sum(len(d.workflows) for d in again)} new workflow(s)"
+            )
+        else:
+            _say(
+                f"[3/5] delivering {len(events)} BlobCreated events as {len(plan.deliveries)} deliveries "
+                f"({plan.duplicates} duplicate(s), shuffled) to the blob trigger; each new chunk version runs locally"
+            )
+            with tqdm(total=len(plan.deliveries), desc="events -> runs", unit="event") as bar:
+                report = source.deliver(plan, trigger, workers=args.workers, on_done=lambda d, o: bar.update())
+            ran = sum(1 for o in outcomes if o is not None and not o.duplicate)
+            suppressed = sum(1 for o in outcomes if o is not None and o.duplicate)
+            _say(
+                f"      {report.deliveries} deliveries: {ran} local runs, {suppressed} duplicate(s) suppressed, "
+                f"{report.retried} retried, {len(report.poisoned)} poisoned"
+            )
         backend = get_backend(get_settings())
-        ran = sum(1 for o in outcomes if o is not None and not o.duplicate)
-        suppressed = sum(1 for o in outcomes if o is not None and o.duplicate)
-        _say(
-            f"      {report.deliveries} deliveries: {ran} local runs, {suppressed} duplicate(s) suppressed, "
-            f"{report.retried} retried, {len(report.poisoned)} poisoned"
-        )
 
         _say("[4/5] cron fallback (chunks=[]): processes every chunk the events missed")
         with tqdm(total=1, desc="fallback run", unit="run", leave=False) as bar:
@@ -171,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 container=CHUNK_CONTAINER,
                 results_container=DEFAULT_RESULTS_CONTAINER,
                 backend=backend,
+                ledger=ledger(get_settings()),
             ).as_dict()
             record = None
             if answer["status"] == "processed":

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from processing.chunk_names import validate_chunk_name
+from chunk_contract.names import validate_chunk_name
 
 __all__ = ["BAD_CHUNK_REASON", "SensorProfile", "SyntheticChunk", "chunk_csv", "generate_chunks", "profiles"]
 

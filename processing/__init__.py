@@ -1,5 +1,5 @@
 """Streaming signal processing for irregular sensor chunks.
 
 This package's ``__init__`` imports nothing heavy on purpose: the function app imports
-:mod:`processing.chunk_names` on its cold-start path and must not pull in numpy.
+:mod:`chunk_contract.names` on its cold-start path and must not pull in numpy.
 """

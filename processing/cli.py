@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # Imported here so that --help does not pay for numpy/scipy.
+    from chunk_contract.names import InvalidChunkName
     from processing.allocator import keep_freed_memory
-    from processing.chunk_names import InvalidChunkName
     from processing.errors import ChunkError
     from processing.features import extract_features
 

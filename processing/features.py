@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from chunk_contract.names import sensor_id, validate_chunk_name
 from processing.acf import LagAccumulator, single_threaded_blas
 from processing.background import BackgroundConsumer
-from processing.chunk_names import sensor_id, validate_chunk_name
 from processing.errors import ChunkError
 from processing.readers import ChunkReader, Source, open_chunk
 from processing.resample import OutOfRange, Resampler, Unsorted
@@ -339,7 +339,7 @@ def feature_record(
     Parameters
     ----------
     chunk_name : str
-        Blob name of the chunk; validated with :func:`processing.chunk_names.validate_chunk_name`.
+        Blob name of the chunk; validated with :func:`chunk_contract.names.validate_chunk_name`.
         Its first path segment is the sensor id.
     pre : Preprocessed
         The resampled chunk; ``mean``, ``std`` (population), ``min`` and ``max`` come from

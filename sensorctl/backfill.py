@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processing.chunk_names import InvalidChunkName, validate_chunk_name
-from processing.results import chunk_of_record, is_up_to_date
+from chunk_contract.names import InvalidChunkName, validate_chunk_name
+from chunk_contract.records import chunk_of_record, is_up_to_date
 
 __all__ = [
     "BackfillPlan",
@@ -169,7 +169,7 @@ class BackfillSummary:
 
     selected: int = 0
     workflows_submitted: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # chunks suppressed: the ledger (or Argo) already had them
     failed_batches: int = 0
     chunks_submitted: int = 0
     errors: list[str] = field(default_factory=list)
@@ -198,11 +198,14 @@ def run_backfill(
             summary.failed_batches += 1
             summary.errors.append(f"batch of {len(batch)} starting {names[0]!r}: {type(exc).__name__}: {exc}")
         else:
+            suppressed = len(getattr(result, "suppressed", {}) or {})
             if result.duplicate:
-                summary.duplicates += 1
+                # Nothing new: every chunk was claimed already (the ledger), or Argo had the name (409).
+                summary.duplicates += suppressed or len(batch)
             else:
                 summary.workflows_submitted += 1
-                summary.chunks_submitted += len(batch)
+                summary.chunks_submitted += len(batch) - suppressed
+                summary.duplicates += suppressed
             summary.run_ids.append(result.run_id)
         if on_batch is not None:
             on_batch(len(batch))

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also chunks with an up-to-date record or a running workflow (new run names)",
     )
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    from sensorctl.doctor import add_parsers
+
+    add_parsers(sub)  # doctor, cron-forbid
     return parser
 
 
@@ -74,15 +78,16 @@ def _service(settings: Any) -> Any:
 
 
 def _container(args: argparse.Namespace, settings: Any) -> str:
-    from processing.results import validate_container_name
+    from chunk_contract.records import validate_container_name
 
     return validate_container_name(args.container or settings.sensor_container, "chunk container (--container)")
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    from chunk_contract.records import ChunkNotFound
     from function_app.status import StatusLookupError, lookup_status
+    from function_app.storage import ledger
     from function_app.submission import get_backend
-    from processing.results import ChunkNotFound
 
     settings = _settings()
     try:
@@ -92,6 +97,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             container=_container(args, settings),
             results_container=settings.sensor_results_container,
             backend=get_backend(settings),
+            ledger=ledger(settings),
         )
     except ChunkNotFound as exc:
         print(f"sensorctl status: {exc}", file=sys.stderr)
@@ -103,16 +109,20 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(answer.as_dict(), indent=2), file=out)
     else:
         for key, value in answer.as_dict().items():
-            print(f"{key:>16}: {value}", file=out)
+            if isinstance(value, dict):
+                for sub, inner in value.items():
+                    print(f"{key + '.' + sub:>28}: {inner}", file=out)
+            else:
+                print(f"{key:>28}: {value}", file=out)
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     from tqdm import tqdm
 
-    from function_app.naming import workflow_name
+    from chunk_contract.names import MAX_CHUNK_NAME_LENGTH
+    from function_app.storage import ledger
     from function_app.submission import get_backend, submit_chunks
-    from processing.chunk_names import MAX_CHUNK_NAME_LENGTH
     from sensorctl.backfill import Candidate, index_records, plan_backfill, run_backfill
 
     since = parse_time("--since", args.since) if args.since else None
@@ -127,6 +137,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     container = _container(args, settings)
     service = _service(settings)
     backend = get_backend(settings)
+    book = ledger(settings)
     listing = [
         Candidate(b.name, b.etag, b.last_modified)
         for b in service.get_container_client(container).list_blobs(name_starts_with=args.prefix or None)
@@ -144,7 +155,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
         until=until,
         force=args.force,
         batch_size=args.batch_size,
-        workflow_of=lambda c: backend.get_workflow(workflow_name(container, [(c.name, c.etag)])),
+        workflow_of=lambda c: _claimed_workflow(book, container, c),
     )
     print(
         f"backfill of {container!r} prefix {args.prefix!r}: {len(listing)} blob(s) listed, {plan.chunks} to submit in "
@@ -169,7 +180,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
         )
     print(
         f"summary: {summary.selected} chunk(s) selected; {summary.workflows_submitted} workflow(s) submitted "
-        f"({summary.chunks_submitted} chunks), {summary.duplicates} duplicate(s) suppressed, "
+        f"({summary.chunks_submitted} chunks), {summary.duplicates} chunk(s) suppressed as duplicates, "
         f"{summary.failed_batches} batch(es) failed",
         file=out,
     )
@@ -178,15 +189,36 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if summary.failed_batches else 0
 
 
+def _claimed_workflow(book: Any, container: str, candidate: Any) -> dict[str, Any] | None:
+    """The ledger's view of a candidate, shaped like an Argo workflow for ``plan_backfill``'s in-flight check.
+
+    A version claimed and not yet recorded (claimed or accepted) is in flight, whichever path or
+    batch has it; one read of the ledger per candidate instead of one Argo lookup that only knew
+    single-chunk workflows.
+    """
+    from chunk_contract.versions import ChunkVersion, InvalidETag
+
+    try:
+        claim = book.latest(ChunkVersion(container, candidate.name, candidate.etag))
+    except InvalidETag:
+        return None
+    if claim is None or claim.state not in ("claimed", "accepted"):
+        return None
+    return {"metadata": {"name": claim.owner}, "status": {"phase": "Running"}}
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code."""
+    from chunk_contract.names import InvalidChunkName
+    from chunk_contract.records import InvalidContainerName
     from function_app.settings import SettingsError
-    from processing.chunk_names import InvalidChunkName
-    from processing.results import InvalidContainerName
 
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
-    handler = cmd_status if args.command == "status" else cmd_backfill
+    from sensorctl.doctor import cmd_cron_forbid, cmd_doctor
+
+    handlers = {"status": cmd_status, "backfill": cmd_backfill, "doctor": cmd_doctor, "cron-forbid": cmd_cron_forbid}
+    handler = handlers[args.command]
     try:
         return handler(args, out)
     except (UsageError, SettingsError, InvalidChunkName, InvalidContainerName, ValueError) as exc:

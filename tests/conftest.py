@@ -12,7 +12,7 @@ from localdev.azurite import Azurite
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    """One Azurite (blob + queue over HTTP, free ports) for the whole test session."""
+    """One Azurite (blob, queue and table over HTTP, free ports) for the whole test session."""
     with Azurite() as emulator:
         yield emulator
 

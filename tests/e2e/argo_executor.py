@@ -3,7 +3,7 @@
 Each newly created Workflow is run as a real local Metaflow run: its ``spec.arguments.parameters``
 (the template's defaults overridden by the submitted values, as Argo merges them) are turned back
 into ``NAME=VALUE`` strings and decoded exactly as Metaflow's start pod decodes them
-(``function_app.local_backend.decode_parameters``). The hook runs in the fake's request thread,
+(``localdev.local_backend.decode_parameters``). The hook runs in the fake's request thread,
 before the response is sent, so it only hands the workflow to a small thread pool.
 
 Every execution is recorded with the ``chunk_etags`` artifact of its run — which chunk versions it
@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from function_app.local_backend import FlowRun, decode_parameters, run_flow
+from localdev.local_backend import FlowRun, decode_parameters, run_flow
 from tests.fakes.argo_server import FakeArgoServer
 
 __all__ = ["Execution", "WorkflowExecutor"]

@@ -38,17 +38,7 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from function_app.argo_backend import ArgoBackend
-from function_app.blob_trigger import handle_blob
-from function_app.local_backend import decode_parameters, run_flow
-from function_app.settings import load_settings
-from function_app.submission import SubmitResult
-from localdev.azurite import free_port
-from localdev.event_source import EventSource
-from localdev.events import DeliveryPlan
-from localdev.host_retry import load_poison_threshold
-from localdev.synthetic import generate_chunks
-from processing.results import (
+from chunk_contract.records import (
     ERROR_SUFFIX,
     META_CHUNK_ETAG,
     RESULT_SUFFIX,
@@ -57,6 +47,16 @@ from processing.results import (
     normalize_etag,
     result_blob_name,
 )
+from function_app.argo_backend import ArgoBackend
+from function_app.blob_trigger import handle_blob
+from function_app.settings import load_settings
+from function_app.submission import SubmitResult
+from localdev.azurite import free_port
+from localdev.event_source import EventSource
+from localdev.events import DeliveryPlan
+from localdev.host_retry import load_poison_threshold
+from localdev.local_backend import decode_parameters, run_flow
+from localdev.synthetic import generate_chunks
 from tests.e2e.argo_executor import WorkflowExecutor
 from tests.fakes.argo_server import FakeArgoServer, Fault
 

@@ -11,13 +11,13 @@ import json
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from chunk_contract.records import result_blob_name
 from function_app.blob_trigger import handle_blob
-from function_app.local_backend import LocalBackend
 from function_app.settings import load_settings
 from function_app.status import lookup_status
 from localdev.event_source import EventSource
+from localdev.local_backend import LocalBackend
 from localdev.synthetic import generate_chunks
-from processing.results import result_blob_name
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,13 @@ from types import ModuleType
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from function_app.settings import Settings
+from function_app.submission import Submission, decide
+from localdev.local_backend import PARAMETER_TYPES, decode_parameters
 from tests.flows.argo_compile import compile_template, compiler_env, https_azurite
 from tests.flows.conftest import FLOW_FILE
+from tests.flows.metaflow_trigger import metaflow_trigger_parameters
+from tests.flows.pod_decoding import init_command_reads, start_exports
 
 pytestmark = pytest.mark.slow
 
@@ -89,13 +94,74 @@ def test_name_entrypoint_and_graph(compiled: tuple[dict, bytes]) -> None:
 def test_parameters_and_their_encodings(compiled: tuple[dict, bytes]) -> None:
     template, _ = compiled
     params = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
-    # The function app submits exactly these encodings: JSONType twice, str once.
-    assert params == {"chunks": json.dumps(json.dumps([])), "container": json.dumps("sensor-data")}
-    declared = json.loads(template["metadata"]["annotations"]["metaflow/parameters"])
-    assert {k: (v["type"], v["is_required"]) for k, v in declared.items()} == {
-        "chunks": ("JSON", False),
-        "container": ("str", False),
+    # The function app submits exactly these encodings: JSONType twice, str once, bool as a bare
+    # JSON literal (json.dumps(False) = "false", not the JSON string "\"false\"").
+    assert params == {
+        "chunks": json.dumps(json.dumps([])),
+        "container": json.dumps("sensor-data"),
+        "force": json.dumps(False),
     }
+    assert params["force"] == "false"
+    declared = json.loads(template["metadata"]["annotations"]["metaflow/parameters"])
+    assert {k: (v["type"], v["is_required"], v["value"]) for k, v in declared.items()} == {
+        "chunks": ("JSON", False, params["chunks"]),
+        "container": ("str", False, params["container"]),
+        "force": ("bool", False, "false"),
+    }
+    # The local backend decodes by these very type names.
+    assert {k: v["type"] for k, v in declared.items()} == PARAMETER_TYPES
+    # The start pod exports every parameter through set_parameters, force included.
+    start = next(t for t in template["spec"]["templates"] if t["name"] == "start")
+    assert "force,f,{{=toBase64(workflow.parameters['force'])}}" in start["container"]["command"][-1]
+
+
+def _decision(force: bool, chunks: list[str]) -> Submission:
+    decision = decide(
+        trigger="http",
+        container="sensor-data",
+        chunks=chunks,
+        etags=[f'"0x8DC{i:04d}"' for i in range(len(chunks))],
+        force=force,
+        settings=Settings(sensor_storage="UseDevelopmentStorage=true"),
+        request_id="r1",
+    )
+    assert isinstance(decision, Submission), decision
+    return decision
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_submitted_body_decodes_to_what_the_flow_expects(
+    compiled: tuple[dict, bytes], tmp_path_factory: pytest.TempPathFactory, force: bool
+) -> None:
+    template, _ = compiled
+    chunks = ["sensor-2/b=1/x.csv", "sensor-1/2026/11/22/080000.csv"]
+    submitted = _decision(force, chunks).parameters
+    defaults = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    # Argo ignores a name the template lacks without a word: every submitted name must be declared.
+    assert set(submitted) == set(defaults)
+    # Metaflow's own `argo-workflows trigger` (its real CLI, only the Kubernetes API stubbed) sends
+    # byte for byte the same values for the same inputs.
+    trigger_options = ["--chunks", json.dumps(sorted(chunks)), "--container", "sensor-data", "--force", str(force)]
+    assert metaflow_trigger_parameters(FLOW_FILE, trigger_options, tmp_path_factory.mktemp("trigger")) == submitted
+    # The workflow's parameters: the template's, overridden by the submit (what Argo does).
+    workflow = {**defaults, **submitted}
+    expected = {"chunks": sorted(chunks), "container": "sensor-data", "force": force}
+    assert decode_parameters(f"{k}={v}" for k, v in workflow.items()) == expected
+    # ... and the compiled start template's own export (set_parameters + bash) then the flow's click options.
+    assert init_command_reads(start_exports(template, workflow, tmp_path_factory.mktemp("pod"))) == expected
+
+
+def test_the_cron_defaults_decode_to_fallback_mode_without_force(
+    compiled: tuple[dict, bytes], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    template, _ = compiled
+    # The CronWorkflow submits the template with its defaults, and so does Metaflow's trigger
+    # without options: force is sent as "false" too.
+    defaults = {p["name"]: p["value"] for p in template["spec"]["arguments"]["parameters"]}
+    assert metaflow_trigger_parameters(FLOW_FILE, [], tmp_path_factory.mktemp("trigger")) == defaults
+    expected = {"chunks": [], "container": "sensor-data", "force": False}
+    assert decode_parameters(f"{k}={v}" for k, v in defaults.items()) == expected
+    assert init_command_reads(start_exports(template, defaults, tmp_path_factory.mktemp("pod"))) == expected
 
 
 def test_schedule_is_hourly_by_default(compiled: tuple[dict, bytes]) -> None:
@@ -130,8 +196,11 @@ def test_code_package_carries_the_flow_helpers_and_the_processing_library(compil
         "flow_card.py",
         "flow_parameters.py",
         "processing/__init__.py",
-        "processing/chunk_names.py",
-        "processing/results.py",
+        "chunk_contract/__init__.py",
+        "chunk_contract/names.py",
+        "chunk_contract/records.py",
+        "chunk_contract/versions.py",
+        "chunk_contract/naming.py",
     ]:
         assert expected in names, f"{expected} missing from the code package: {sorted(names)[:40]}"
     if (FLOW_FILE.parent / "processing" / "features.py").exists():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fallback import ChunkListing, RecordIndex, index_records, plan_fallback
 
-from processing.results import META_CHUNK_ETAG, error_blob_name, result_blob_name
+from chunk_contract.records import META_CHUNK_ETAG, error_blob_name, result_blob_name
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GRACE = timedelta(minutes=10)

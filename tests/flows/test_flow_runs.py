@@ -3,13 +3,18 @@
 One module-scoped scenario shares the runs between assertions (each run takes ~5 s):
 
 1. event run ``chunks=[good, bad]``: the good chunk's result equals the processing CLI's output,
-   the bad one gets an error record, the run succeeds, the card shows the chunk;
+   the bad one gets an error record, the run succeeds, the card shows the chunk; the same event
+   run again: both chunks are skipped (an up-to-date result, an up-to-date error record), nothing
+   is read or written;
 2. fallback run (grace 15 s, flood guard 2): takes the two oldest missing chunks, leaves the third
    to the next run, skips a just-uploaded chunk (grace), the done chunk, the failed chunk, and sets
    aside a blob whose name breaks the allow-list;
 3. two chunks are overwritten (one processed, the failed one now fixed); fallback run (grace 0):
    takes the deferred chunk, the recent one and exactly the two overwritten ones;
-4. fallback run: nothing left to do, nothing rewritten.
+4. fallback run with ``force=True``: nothing left to do, nothing rewritten (force has no effect
+   in fallback mode);
+5. one chunk overwritten after its result; event run ``chunks=[up to date, stale]``: the stale one
+   is processed, the other skipped and counted; the same with ``force=True``: both processed.
 
 Plus an event run with an invalid chunk name: fails in ``start``, names the rule, touches nothing.
 """
@@ -33,8 +38,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from metaflow import Runner
 
+from chunk_contract.records import error_blob_name, normalize_etag, result_blob_name
 from localdev.azurite import Azurite
-from processing.results import error_blob_name, normalize_etag, result_blob_name
 from tests.flows.conftest import FLOW_FILE, REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -71,11 +76,14 @@ class Scenario:
         self.chunks.get_blob_client(name).upload_blob(data, overwrite=True)
         self.uploads[name] = data
 
-    def run(self, label: str, chunks: list[str], **settings: str) -> Any:
+    def run(self, label: str, chunks: list[str], force: bool | None = None, **settings: str) -> Any:
         env = {**self.env, **settings}
         runner = Runner(str(FLOW_FILE), show_output=False, env=env, cwd=str(REPO_ROOT))
         # Runner JSON-encodes a JSONType value itself: pass the list, not json.dumps(list).
-        executing = runner.run(chunks=chunks, container=self.chunks.container_name)
+        params: dict[str, Any] = {"chunks": chunks, "container": self.chunks.container_name}
+        if force is not None:
+            params["force"] = force
+        executing = runner.run(**params)
         self.runs[label] = executing
         self.snapshots[label] = self.snapshot()
         self.contents[label] = dict(self.uploads)
@@ -159,6 +167,7 @@ def scenario(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
     s.upload("sensor-9/$(id).csv", chunk_csv(9))  # a name the allow-list refuses
 
     s.run("event", ["sensor-1/a.csv", "sensor-1/bad.csv"])
+    s.run("event_again", ["sensor-1/a.csv", "sensor-1/bad.csv"])  # within the wait below: costs no time
     # The chunks above must be past the grace period, the next one inside it.
     time.sleep(max(0.0, GRACE + 1.5 - (time.monotonic() - t0)))
     s.upload("sensor-3/recent.csv", chunk_csv(5))
@@ -167,7 +176,10 @@ def scenario(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
     s.upload("sensor-1/bad.csv", chunk_csv(11))  # fixed by its sensor
     s.etags_before_fallback2 = {n: s.chunks.get_blob_client(n).get_blob_properties().etag for n in s.uploads}  # type: ignore[attr-defined]
     s.run("fallback2", [], SENSOR_FALLBACK_GRACE_SECONDS="0", SENSOR_FALLBACK_MAX_CHUNKS="10")
-    s.run("fallback3", [], SENSOR_FALLBACK_GRACE_SECONDS="0", SENSOR_FALLBACK_MAX_CHUNKS="10")
+    s.run("fallback3", [], force=True, SENSOR_FALLBACK_GRACE_SECONDS="0", SENSOR_FALLBACK_MAX_CHUNKS="10")
+    s.upload("sensor-2/c.csv", chunk_csv(33))  # overwritten after its result: the record is stale
+    s.run("event_mixed", ["sensor-1/a.csv", "sensor-2/c.csv"], force=False)
+    s.run("event_forced", ["sensor-1/a.csv", "sensor-2/c.csv"], force=True)
     yield s
     mp.undo()
 
@@ -187,7 +199,76 @@ def test_event_run_writes_the_cli_result_and_an_error_record(scenario: Scenario)
     assert error["step"] == "preprocess" and error["chunk"] == "sensor-1/bad.csv"
     assert error["reason"].startswith("sensor-1/bad.csv: line 3:") and "not-a-number" in error["reason"]
     assert error_meta["record_kind"] == "error" and error_meta["run_id"] == run.id
-    assert run["end"].task.data.summary == {"mode": "event", "processed": 1, "failed": 1}
+    end = run["end"].task.data
+    assert end.summary == {"mode": "event", "processed": 1, "failed": 1, "skipped_up_to_date": 0, "forced": False}
+    assert end.skipped == {} and set(end.chunk_etags) == {"sensor-1/a.csv", "sensor-1/bad.csv"}
+
+
+def etag_of(scenario: Scenario, name: str) -> str:
+    return normalize_etag(scenario.chunks.get_blob_client(name).get_blob_properties().etag)
+
+
+def test_an_event_run_skips_chunks_whose_result_or_error_record_is_up_to_date(scenario: Scenario) -> None:
+    executing = scenario.runs["event_again"]
+    run = succeeded(executing)
+    first = scenario.runs["event"].run
+    assert run["start"].task.data.targets == []
+    end = run["end"].task.data
+    a, bad = "sensor-1/a.csv", "sensor-1/bad.csv"
+    # bad.csv is skipped too: an up-to-date error record means "failed for this content", as in
+    # the fallback (the same bytes would fail the same way).
+    assert end.skipped == {
+        a: etag_of(scenario, a),
+        bad: scenario.snapshots["event"][error_blob_name(bad)][1]["chunk_etag"],
+    }
+    assert end.skipped_states[a] == {"status": "processed", "run_pathspec": first.pathspec, "reason": None}
+    assert end.skipped_states[bad]["status"] == "failed"
+    assert end.skipped_states[bad]["reason"].startswith("sensor-1/bad.csv: line 3:")
+    assert end.summary == {"mode": "event", "processed": 0, "failed": 0, "skipped_up_to_date": 2, "forced": False}
+    assert end.chunk_etags == {}  # nothing was processed: no chunk version ran twice
+    assert "skipped 2 chunk(s) already up to date" in executing.stdout + executing.stderr
+    # Nothing rewritten (blob ETags of every record unchanged).
+    assert {k: v[2] for k, v in scenario.snapshots["event_again"].items()} == {
+        k: v[2] for k, v in scenario.snapshots["event"].items()
+    }
+
+
+def test_an_event_run_processes_the_stale_chunk_and_skips_the_up_to_date_one(scenario: Scenario) -> None:
+    executing = scenario.runs["event_mixed"]
+    run = succeeded(executing)
+    a, c = "sensor-1/a.csv", "sensor-2/c.csv"
+    assert run["start"].task.data.targets == [c]
+    end = run["end"].task.data
+    assert end.skipped == {a: etag_of(scenario, a)}
+    assert end.summary == {"mode": "event", "processed": 1, "failed": 0, "skipped_up_to_date": 1, "forced": False}
+    assert {k: normalize_etag(v) for k, v in end.chunk_etags.items()} == {c: etag_of(scenario, c)}
+    before, after = scenario.snapshots["fallback3"], scenario.snapshots["event_mixed"]
+    assert before[result_blob_name(c)][1]["chunk_etag"] != etag_of(scenario, c)  # it was stale
+    body, meta, _ = after[result_blob_name(c)]
+    assert meta["chunk_etag"] == etag_of(scenario, c) and meta["run_id"] == run.id
+    assert_close(body, scenario.cli(c, "event_mixed"))
+    assert after[result_blob_name(a)][2] == before[result_blob_name(a)][2]  # the skipped one: untouched
+
+
+def test_force_processes_up_to_date_chunks_again(scenario: Scenario) -> None:
+    executing = scenario.runs["event_forced"]
+    run = succeeded(executing)
+    a, c = "sensor-1/a.csv", "sensor-2/c.csv"
+    # Both had an up-to-date result (a.csv since the first event run, c.csv since event_mixed).
+    assert run["start"].task.data.targets == [a, c]
+    end = run["end"].task.data
+    assert end.skipped == {}
+    assert end.summary == {"mode": "event", "processed": 2, "failed": 0, "skipped_up_to_date": 0, "forced": True}
+    assert {k: normalize_etag(v) for k, v in end.chunk_etags.items()} == {
+        a: etag_of(scenario, a),
+        c: etag_of(scenario, c),
+    }
+    after = scenario.snapshots["event_forced"]
+    for name in (a, c):
+        body, meta, _ = after[result_blob_name(name)]
+        assert meta["run_id"] == run.id and meta["chunk_etag"] == etag_of(scenario, name)
+        assert body == scenario.snapshots["event_mixed"][result_blob_name(name)][0]  # same content, same result
+    assert "force: processing all 2 chunk(s)" in executing.stdout + executing.stderr
 
 
 def test_event_run_card_plots_the_chunk(scenario: Scenario) -> None:
@@ -258,6 +339,8 @@ def test_fallback_takes_the_oldest_missing_within_the_flood_guard(scenario: Scen
         "invalid_names": 1,
         "already_processed": 1,
         "already_failed": 1,
+        "claimed": 2,  # in the ledger, for this run: nothing else held them
+        "held_by_another_claim": 0,
     }
     assert "fallback: 3 chunk(s) found missing" in executing.stdout + executing.stderr
     new = scenario.snapshots["fallback1"].keys() - scenario.snapshots["event"].keys()
@@ -295,8 +378,10 @@ def test_next_fallback_takes_the_deferred_recent_and_overwritten_chunks(scenario
         assert after[result_blob_name(name)][2] == scenario.snapshots["fallback1"][result_blob_name(name)][2]
 
 
-def test_a_second_fallback_run_does_nothing(scenario: Scenario) -> None:
-    run = succeeded(scenario.runs["fallback3"])
+def test_a_second_fallback_run_does_nothing_even_with_force(scenario: Scenario) -> None:
+    executing = scenario.runs["fallback3"]
+    run = succeeded(executing)
+    assert "force=true has no effect in fallback mode" in executing.stdout + executing.stderr
     assert run["start"].task.data.targets == []
     assert run["start"].task.data.fallback_summary == {
         "missing": 0,
@@ -306,6 +391,8 @@ def test_a_second_fallback_run_does_nothing(scenario: Scenario) -> None:
         "invalid_names": 0,
         "already_processed": 6,
         "already_failed": 1,
+        "claimed": 0,
+        "held_by_another_claim": 0,
     }
     assert run["end"].task.data.summary["processed"] == 0
     assert {k: v[2] for k, v in scenario.snapshots["fallback3"].items()} == {

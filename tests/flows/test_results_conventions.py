@@ -7,9 +7,8 @@ import json
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from localdev.azurite import Azurite
-from processing import results
-from processing.results import (
+from chunk_contract import records as results
+from chunk_contract.records import (
     ChunkNotFound,
     RecordNameTooLong,
     RunInfo,
@@ -21,6 +20,7 @@ from processing.results import (
     write_error,
     write_result,
 )
+from localdev.azurite import Azurite
 
 RUN = RunInfo(flow_name="SensorProcessingFlow", run_id="argo-sensorprocessingflow-abc12")
 

@@ -164,6 +164,17 @@ def test_read_timeout_then_late_creation_yields_exactly_one_workflow(fake_argo: 
     assert result.attempts == 2  # timed out, looked up (not there yet), resubmitted
 
 
+def test_read_timeout_after_creation_is_resolved_by_the_lookup(fake_argo: FakeArgoServer, sleeps: Sleeps) -> None:
+    # The server creates the workflow, then answers after the read timeout: only the GET by name
+    # after the timeout tells that it exists — without it, a second POST would be needed (a 409).
+    settings = make_settings(fake_argo, ARGO_READ_TIMEOUT="0.3")
+    fake_argo.fail_next(Fault.create_then_slow(1.0))
+    result = ArgoBackend(settings, sleep=sleeps).submit(submission(settings))
+    assert result.duplicate is False and result.attempts == 1 and sleeps == []
+    assert len(fake_argo.created) == 1 and len(fake_argo.submit_requests()) == 1
+    assert [(r.method, r.route) for r in fake_argo.requests] == [("POST", "submit"), ("GET", "get")]
+
+
 @pytest.mark.parametrize(
     ("fault", "status"),
     [(Fault.status_code(400, "bad request"), 400), (Fault.status_code(403, "forbidden: rbac"), 403)],

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from function_app.naming import is_dns1123_label, normalize_etag, workflow_name
+from chunk_contract.naming import is_dns1123_label, normalize_etag, workflow_name
 from function_app.settings import Settings, load_settings
 from function_app.submission import Rejection, Submission, check_chunks, decide
 
@@ -59,6 +59,7 @@ def test_body_follows_the_argo_contract_and_metaflow_encoding() -> None:
     assert opts["parameters"] == [
         "chunks=" + json.dumps(json.dumps(["sensor-7/2026/11/22/chunk-0001.csv"])),
         "container=" + json.dumps("sensor-data"),
+        "force=" + json.dumps(False),  # a bool is a bare JSON literal, as Metaflow's own trigger sends it
     ]
     assert json.loads(json.loads(s.parameters["chunks"])) == list(s.chunks)
     assert json.loads(s.parameters["container"]) == "sensor-data"
@@ -69,7 +70,7 @@ def test_body_follows_the_argo_contract_and_metaflow_encoding() -> None:
 def test_template_and_namespace_come_from_settings() -> None:
     settings = load_settings(
         {
-            "SENSOR_STORAGE": "x",
+            "SENSOR_STORAGE": "UseDevelopmentStorage=true",
             "ARGO_SERVER_URL": "https://argo:2746",
             "ARGO_TOKEN": "t",
             "ARGO_WORKFLOW_TEMPLATE": "proj.branch.flow",
@@ -120,7 +121,7 @@ def test_multi_chunk_name_is_order_independent() -> None:
         "A" * 200 + "/x.csv",
         "UPPER_case.with.dots=and_equals/file",
         "-._=/x",
-        "9" * 1024,
+        "9" * 1010,
         "a/b/c/d/e/f/g/h/i/j/k.csv",
     ],
 )

@@ -62,13 +62,29 @@ def test_worker_indexes_both_functions_without_any_setting() -> None:
     result, _ = replay(ROOT)
     assert result["module_file"] == "function_app.py"  # not shadowed by the function_app/ folder
     assert result["registers"] == ["app"]
-    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status"}
+    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status", "coalesce_drainer"}
     assert result["functions"]["chunk_blob_trigger"]["json"] == EXPECTED_BLOB
     assert result["functions"]["manual_trigger"]["json"] == EXPECTED_HTTP
     # The blob arrives as an SDK-type reference (BlobClient), never as content.
     assert result["functions"]["chunk_blob_trigger"]["sdk_types"] == {
         "client": "azurefunctions.extensions.bindings.blob.blobClient.BlobClient"
     }
+
+
+def test_the_drainer_is_a_timer_on_the_coalesce_schedule() -> None:
+    result, _ = replay(ROOT)
+    (binding,) = result["functions"]["coalesce_drainer"]["json"]["bindings"]
+    assert binding["type"] == "timerTrigger" and binding["direction"] == "IN"
+    assert binding["schedule"] == "*/30 * * * * *" and binding["useMonitor"] is True
+    assert binding.get("runOnStartup") is False
+
+
+def test_a_bad_coalesce_schedule_falls_back_without_breaking_indexing() -> None:
+    result, stderr = replay(ROOT, COALESCE_SCHEDULE="every 30 seconds")
+    assert "manual_trigger" in result["functions"]
+    (binding,) = result["functions"]["coalesce_drainer"]["json"]["bindings"]
+    assert binding["schedule"] == "*/30 * * * * *"
+    assert "COALESCE_SCHEDULE" in stderr
 
 
 def test_importing_the_app_pulls_in_neither_numpy_nor_metaflow() -> None:
@@ -88,6 +104,7 @@ def test_an_invalid_source_does_not_break_indexing() -> None:
         "chunk_blob_trigger",
         "manual_trigger",
         "chunk_status",
+        "coalesce_drainer",
     }  # the HTTP trigger survives
     assert result["functions"]["chunk_blob_trigger"]["json"]["bindings"][0]["source"] == "EventGrid"
     assert "BLOB_TRIGGER_SOURCE" in stderr and "Polling" in stderr
@@ -117,8 +134,11 @@ def test_funcignore_deploys_the_app_and_nothing_else(tmp_path: Path) -> None:
         "function_app.py",
         "host.json",
         "requirements.txt",
-        "processing/__init__.py",
-        "processing/chunk_names.py",
+        "chunk_contract/__init__.py",
+        "chunk_contract/names.py",
+        "chunk_contract/versions.py",
+        "chunk_contract/naming.py",
+        "chunk_contract/records.py",
     } <= names
     assert {f"function_app/{p.name}" for p in (ROOT / "function_app").glob("*.py")} <= names
     for excluded in (
@@ -127,6 +147,7 @@ def test_funcignore_deploys_the_app_and_nothing_else(tmp_path: Path) -> None:
         "sensorctl/",
         "benchmarks/",
         "flows/",
+        "processing/",
         "docs/",
         "node_modules/",
         ".venv/",
@@ -139,7 +160,7 @@ def test_funcignore_deploys_the_app_and_nothing_else(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, tmp_path / rel)
     result, _ = replay(tmp_path)
-    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status"}
+    assert set(result["functions"]) == {"chunk_blob_trigger", "manual_trigger", "chunk_status", "coalesce_drainer"}
 
 
 def test_host_json() -> None:

@@ -72,7 +72,7 @@ def main(root: str) -> dict[str, typing.Any]:
         "heavy_modules": sorted(
             m for m in loaded if m.split(".")[0] in {"numpy", "metaflow", "scipy", "pandas", "matplotlib"}
         ),
-        "local_backend_loaded": "function_app.local_backend" in sys.modules,
+        "local_backend_loaded": "localdev.local_backend" in sys.modules,
     }
 
 

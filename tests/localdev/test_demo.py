@@ -55,8 +55,12 @@ def test_demo_runs_end_to_end_and_cleans_up(
     assert len(rows) == 2
     assert re.search(r"sensor-001\s+\d+\s+\d+\.\d\d-\d+\.\d\d Hz\s+[+-]\d\.\d{3}\s+processed", rows[0]), rows[0]
     assert "failed: " in rows[1] and "ERR#42" in rows[1]
-    assert "4 deliveries: 2 local runs, 2 duplicate(s) suppressed, 0 retried, 0 poisoned" in out
+    # Coalescing: both chunk versions in one batch workflow, the duplicate messages merged, and a
+    # late redelivery suppressed by the ledger without a new workflow.
+    assert re.search(r"4 deliveries -> 2 chunk versions in 1 workflow\(s\) \(batch-2-[0-9a-f]{20}\)", out), out
+    assert "1 duplicate suppressed by the ledger, 0 new workflow(s)" in out
     assert '"status": "failed"' in out  # the GET /api/chunks answer for the bad chunk
+    assert '"state": "failed"' in out and '"path": "blob"' in out  # ... with its claim from the ledger
     cards = [line for line in out.splitlines() if line.strip().endswith(".html")]
-    assert len(cards) == 2 and all(Path(c.split(": ", 1)[1]).exists() for c in cards)
+    assert len(cards) == 1 and all(Path(c.split(": ", 1)[1]).exists() for c in cards)
     assert len(started) == 1 and started[0]._proc is None  # Azurite stopped

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from function_app.local_backend import LocalBackend
+from chunk_contract.ledger import open_ledger
 from function_app.settings import Settings, load_settings
 from function_app.submission import submit_chunks
 from localdev.azurite import Azurite
+from localdev.local_backend import LocalBackend
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,7 @@ from metaflow import FlowSpec, JSONType, Parameter, step
 class TinyFlow(FlowSpec):
     chunks = Parameter("chunks", type=JSONType, default="[]")
     container = Parameter("container", type=str, default="sensor-data")
+    force = Parameter("force", type=bool, default=False)
 
     @step
     def start(self):
@@ -109,10 +111,10 @@ def test_concurrent_submissions_each_run_and_a_failure_is_recorded(azurite: Azur
     assert "/start/" in failed["status"]["message"]  # names the failing task
 
 
-def test_storage_down_is_unavailable_not_a_crash(tiny: tuple[Path, Path]) -> None:
-    from function_app.local_backend import LocalBackend as Backend
+def test_storage_down_is_unavailable_not_a_crash(azurite: Azurite, tiny: tuple[Path, Path]) -> None:
     from function_app.submission import SubmitUnavailable
     from localdev.azurite import free_port
+    from localdev.local_backend import LocalBackend as Backend
 
     conn = (
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
@@ -122,6 +124,8 @@ def test_storage_down_is_unavailable_not_a_crash(tiny: tuple[Path, Path]) -> Non
     service = BlobServiceClient.from_connection_string(conn, retry_total=0)
     backend = Backend(settings, flow_file=tiny[0])
     backend._container = service.get_container_client("wf")  # no retries: fail fast
+    # The ledger answers (Azurite); the backend's own marker storage is what is down.
+    ledger = open_ledger(azurite.connection_string, table_name="localbackenddown", auto_create=True)
     with pytest.raises(SubmitUnavailable, match="storage unreachable") as err:
-        submit_chunks(settings, "blob", ["s/x.csv"], ['"0x1"'], container="c-x", backend=backend)
+        submit_chunks(settings, "blob", ["s/x.csv"], ['"0x1"'], container="c-x", backend=backend, ledger=ledger)
     assert "a2V5" not in str(err.value)

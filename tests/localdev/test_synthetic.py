@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chunk_contract.names import validate_chunk_name
 from localdev.synthetic import generate_chunks
-from processing.chunk_names import validate_chunk_name
 
 
 def _parse(data: bytes) -> tuple[np.ndarray, np.ndarray]:

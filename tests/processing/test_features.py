@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_processing import reference_features
+from chunk_contract.names import InvalidChunkName
 from processing import readers, resample
-from processing.chunk_names import InvalidChunkName
 from processing.features import (
     ChunkError,
     Preprocessed,

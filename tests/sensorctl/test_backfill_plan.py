@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from chunk_contract.records import META_CHUNK_ETAG
 from function_app.submission import SubmitUnavailable
-from processing.results import META_CHUNK_ETAG
 from sensorctl.backfill import Candidate, batched, in_flight, index_records, plan_backfill, run_backfill
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from chunk_contract.records import RunInfo, write_result
 from function_app.settings import get_settings, load_settings
 from function_app.status import chunk_status
 from function_app.storage import blob_service_client
 from function_app.submission import get_backend, submit_chunks
 from localdev.azurite import Azurite
-from processing.results import RunInfo, write_result
 from sensorctl.cli import main
 from tests.fakes.argo_server import FakeArgoServer, Fault
 
@@ -87,16 +87,16 @@ def test_backfill_batches_dedups_skips_and_forces(world, capsys) -> None:
 
     code, out = _run("backfill", "--prefix", "s1/", "--batch-size", "2", "--no-progress")
     assert code == 0, out
-    assert "2 workflow(s) submitted (3 chunks), 0 duplicate(s) suppressed, 0 batch(es) failed" in out
+    assert "2 workflow(s) submitted (3 chunks), 0 chunk(s) suppressed as duplicates, 0 batch(es) failed" in out
     backfilled = fake.created[1:]
     assert sorted(c for w in backfilled for c in _chunks_of(w)) == ["s1/c.csv", "s1/d.csv", "s1/e.csv"]
     assert {w["metadata"]["labels"]["sensor-pipeline.io/trigger"] for w in backfilled} == {"backfill"}
 
     code, out = _run("backfill", "--prefix", "s1/", "--batch-size", "2", "--no-progress")
-    # s1/e.csv was a batch of one, i.e. the event path's own name: now seen in flight and skipped;
-    # [c, d] is the same chunk-version set, so the same name: Argo's 409, a suppressed duplicate.
-    assert "skipped 1 up to date, 2 in flight" in out
-    assert "0 workflow(s) submitted (0 chunks), 1 duplicate(s) suppressed" in out
+    # Every chunk of the earlier batches is claimed in the ledger now: in flight, skipped, and no
+    # request reaches Argo (before the ledger, [c, d] was deduplicated only by Argo's 409).
+    assert "skipped 1 up to date, 4 in flight" in out
+    assert "0 to submit" in out
     assert len(fake.created) == 3
 
     code, out = _run("backfill", "--prefix", "s1/", "--batch-size", "10", "--force", "--no-progress")

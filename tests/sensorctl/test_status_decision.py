@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from chunk_contract.records import META_CHUNK_ETAG, META_RUN_ID, META_RUN_PATHSPEC, decide_state
 from function_app.status import decide_status
-from processing.results import META_CHUNK_ETAG, META_RUN_ID, META_RUN_PATHSPEC, decide_state
 
 CURRENT = {META_CHUNK_ETAG: "0x2", META_RUN_ID: "17", META_RUN_PATHSPEC: "SensorProcessingFlow/17"}
 STALE = {META_CHUNK_ETAG: "0x1", META_RUN_ID: "3", META_RUN_PATHSPEC: "SensorProcessingFlow/3"}

@@ -29,6 +29,8 @@ from typing import Any, Literal
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
+from chunk_contract.versions import InvalidETag, normalize_etag
+
 __all__ = [
     "DEFAULT_CHUNK_CONTAINER",
     "DEFAULT_RESULTS_CONTAINER",
@@ -147,19 +149,6 @@ def chunk_of_record(record_name: str) -> tuple[str, Literal["result", "error"]] 
     return None
 
 
-def normalize_etag(etag: str | None) -> str:
-    """An ETag without quotes or weak prefix, so listings, downloads and metadata compare equal.
-
-    The SDK returns ETags quoted (``'"0x8DC..."'``); metadata stores them bare.
-    """
-    if not etag:
-        return ""
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return etag.strip('"')
-
-
 def is_up_to_date(metadata: Mapping[str, str] | None, chunk_etag: str | None) -> bool:
     """Whether a record (result or error) with ``metadata`` belongs to the chunk's current content.
 
@@ -172,8 +161,13 @@ def is_up_to_date(metadata: Mapping[str, str] | None, chunk_etag: str | None) ->
     """
     if not metadata or not chunk_etag:
         return False
-    recorded = normalize_etag(metadata.get(META_CHUNK_ETAG))
-    return bool(recorded) and recorded == normalize_etag(chunk_etag)
+    recorded = metadata.get(META_CHUNK_ETAG)
+    if not recorded:
+        return False
+    try:
+        return normalize_etag(recorded) == normalize_etag(chunk_etag)
+    except InvalidETag:  # a hand-edited or foreign record: not evidence that this version is done
+        return False
 
 
 @dataclass(frozen=True)
@@ -307,11 +301,16 @@ def read_chunk_state(
     )
 
 
+def _recorded_etag(etag: str | None) -> str:
+    # An error record for a chunk that no longer exists has no ETag: stored as "" (never up to date).
+    return normalize_etag(etag) if etag else ""
+
+
 def _record_metadata(kind: str, chunk_container: str, chunk_etag: str, run: RunInfo) -> dict[str, str]:
     return {
         META_RECORD_KIND: kind,
         META_CHUNK_CONTAINER: chunk_container,
-        META_CHUNK_ETAG: normalize_etag(chunk_etag),
+        META_CHUNK_ETAG: _recorded_etag(chunk_etag),
         META_FLOW_NAME: run.flow_name,
         META_RUN_ID: run.run_id,
         META_RUN_PATHSPEC: run.pathspec,
@@ -362,7 +361,7 @@ def error_body(chunk: str, reason: str, *, chunk_container: str, chunk_etag: str
     return {
         "chunk": chunk,
         "chunk_container": chunk_container,
-        "chunk_etag": normalize_etag(chunk_etag),
+        "chunk_etag": _recorded_etag(chunk_etag),
         "reason": reason,
         "step": step,
         "run_pathspec": run.pathspec,

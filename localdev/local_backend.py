@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,7 +42,7 @@ from function_app.submission import Submission, SubmitRejected, SubmitResult, Su
 
 __all__ = [
     "FLOW_FILE",
-    "JSON_PARAMETERS",
+    "PARAMETER_TYPES",
     "WORKFLOWS_CONTAINER",
     "FlowRun",
     "LocalBackend",
@@ -57,8 +58,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOW_FILE = REPO_ROOT / "flows" / "sensor_processing_flow.py"
 FLOW_NAME = "SensorProcessingFlow"
 WORKFLOWS_CONTAINER = "sensor-local-workflows"
-# The flow's parameters and whether each is a JSONType (encoded twice on the wire).
-JSON_PARAMETERS: Mapping[str, bool] = {"chunks": True, "container": False}
+# The flow's parameters and their types, spelled as `argo-workflows create` writes them into the
+# template's `metaflow/parameters` annotation: "JSON" (a JSONType, encoded twice on the wire),
+# "str" (encoded once), "bool" (a bare JSON literal). tests/flows/test_argo_template.py checks this
+# against the real compiler's output.
+PARAMETER_TYPES: Mapping[str, str] = {"chunks": "JSON", "container": "str", "force": "bool"}
 
 # Metadata keys of a marker blob (C#-identifier rule of Azure metadata).
 _META_PHASE = "phase"
@@ -77,36 +81,93 @@ class ParameterDecodeError(ValueError):
     """A ``submitOptions.parameters`` entry would not survive Metaflow's decoding; names entry and rule."""
 
 
-def _decode_one(name: str, raw: str, json_type: bool) -> Any:
-    # Step 1, metaflow.plugins.argo.set_parameters: json.loads(value), falling back to the raw
-    # string; the result is json.dumps'ed into a bash `export METAFLOW_INIT_<NAME>=...` line.
+# Metaflow's start pod converts a bool parameter's environment variable with its vendored click
+# 7.1.2 BOOL type (metaflow/_vendor/click/types.py, BoolParamType.convert): lowercased, not stripped.
+_CLICK_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_CLICK_FALSE = frozenset({"false", "f", "0", "no", "n"})
+# What bash leaves alone in an unquoted word: no whitespace (word splitting), no glob or brace
+# characters, nothing else special. json.dumps of a number, true, false or null matches it.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9.+-]+")
+# Inside double quotes bash drops a backslash only before these characters (and a newline, which
+# json.dumps never writes).
+_BASH_DQ_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _bash_value(name: str, first: Any, exported: str) -> str:
+    """What bash assigns for ``export METAFLOW_INIT_<NAME>=<exported>``, or refuse.
+
+    ``exported`` is ``json.dumps(first)``: a double-quoted word when ``first`` is a string, a bare
+    word otherwise.
+    """
+    if isinstance(first, str):
+        if "$" in first or "`" in first:
+            raise ParameterDecodeError(
+                f"parameter {name!r}: value {first[:200]!r} holds '$' or '`', which the start pod's bash export expands"
+            )
+        return _BASH_DQ_ESCAPE.sub(lambda m: m.group(1) if m.group(1) in '\\"$`' else m.group(0), exported[1:-1])
+    if not _PLAIN_WORD.fullmatch(exported):
+        raise ParameterDecodeError(
+            f"parameter {name!r}: JSON {type(first).__name__} {exported[:200]!r} is written unquoted into the start"
+            " pod's bash export, where it would be word-split or glob-expanded"
+        )
+    return exported
+
+
+def _decode_one(name: str, raw: str, kind: str) -> Any:
+    # Step 1, metaflow/plugins/argo/set_parameters.py (parse_parameter_value): json.loads(value),
+    # falling back to the raw string; json.dumps of the result is written into a bash
+    # `export METAFLOW_INIT_<NAME>=...` line, which the start pod sources.
     try:
         first = json.loads(raw)
     except json.JSONDecodeError:
         first = raw
-    if not isinstance(first, str):
-        # json.dumps of a list/number is written *unquoted* into the export line: bash would
-        # word-split it. Metaflow's own trigger therefore always sends a JSON string here.
+    if kind in ("JSON", "str") and not isinstance(first, str):
+        # Metaflow's own trigger sends json.dumps(value) of a str (JSONType: json.dumps of the
+        # json.dumps'ed object), i.e. always a JSON string for these. A list or object encoded only
+        # once is written unquoted into the export line, where bash word-splits and globs it.
         raise ParameterDecodeError(
             f"parameter {name!r}: value {raw[:200]!r} must be a JSON string (json.dumps of the value"
-            f"{', itself json.dumps of the object, for a JSONType parameter' if json_type else ''}),"
+            f"{', itself json.dumps of the object, for a JSONType parameter' if kind == 'JSON' else ''}),"
             f" got JSON {type(first).__name__}"
         )
-    if "$" in first or "`" in first:
+    # Step 2, bash: the value the environment variable holds.
+    value = _bash_value(name, first, json.dumps(first))
+    # Step 3, the `init` command reads METAFLOW_INIT_<NAME> through click and the parameter's type.
+    if kind == "str":
+        if value != first:
+            # json.dumps writes non-ASCII and control characters as \uXXXX / \n escapes, which
+            # bash keeps literally inside double quotes.
+            raise ParameterDecodeError(
+                f"parameter {name!r}: value {first[:200]!r} would reach the flow as {value[:200]!r}"
+                " (non-ASCII or control characters are not unescaped by bash)"
+            )
+        return value
+    if kind == "JSON":
+        # Metaflow's JSONType: json.loads of the environment variable's text.
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParameterDecodeError(
+                f"parameter {name!r} is a JSONType: {value[:200]!r} is not JSON ({exc})"
+            ) from None
+    if kind == "bool":
+        # Metaflow's own trigger (argo_client.trigger_workflow_template) sends json.dumps(True)
+        # = "true" / "false", as does the template's default; click also takes t/1/yes/y, f/0/no/n.
+        word = value.lower()
+        if word in _CLICK_TRUE:
+            return True
+        if word in _CLICK_FALSE:
+            return False
         raise ParameterDecodeError(
-            f"parameter {name!r}: value {first[:200]!r} holds '$' or '`', which the start pod's bash export expands"
+            f"parameter {name!r} is a bool: the start pod's click would refuse {value[:200]!r}"
+            f" (it takes {'/'.join(sorted(_CLICK_TRUE))} or {'/'.join(sorted(_CLICK_FALSE))}, any case;"
+            " send json.dumps(True) = true or false)"
         )
-    if not json_type:
-        return first
-    # Step 2, Metaflow's JSONType parameter: json.loads of the environment variable's text.
-    try:
-        return json.loads(first)
-    except json.JSONDecodeError as exc:
-        raise ParameterDecodeError(f"parameter {name!r} is a JSONType: {first[:200]!r} is not JSON ({exc})") from None
+    raise ValueError(f"parameter {name!r}: unknown parameter type {kind!r} (known: JSON, str, bool)")
 
 
 def decode_parameters(
-    parameters: Iterable[str], json_parameters: Mapping[str, bool] = JSON_PARAMETERS
+    parameters: Iterable[str], parameter_types: Mapping[str, str] = PARAMETER_TYPES
 ) -> dict[str, Any]:
     """Decode Argo ``submitOptions.parameters`` into the values the flow's parameters receive.
 
@@ -114,10 +175,11 @@ def decode_parameters(
     ----------
     parameters : iterable of str
         ``"NAME=VALUE"`` strings, split at the first ``=`` like Argo does.
-    json_parameters : mapping of str to bool
-        The flow's parameter names, each mapped to whether it is a ``JSONType``. Names not in it are
-        dropped with a warning: Argo accepts unknown parameter names silently, and the flow never
-        sees them.
+    parameter_types : mapping of str to str
+        The flow's parameter names, each mapped to its Metaflow type name as in the template's
+        ``metaflow/parameters`` annotation: ``"JSON"``, ``"str"`` or ``"bool"``. Names not in it
+        are dropped with a warning: Argo accepts unknown parameter names silently, and the flow
+        never sees them.
 
     Returns
     -------
@@ -135,12 +197,12 @@ def decode_parameters(
         if not isinstance(entry, str) or "=" not in entry:
             raise ParameterDecodeError(f"parameter entry {entry!r:.200} must be a string 'NAME=VALUE'")
         name, raw = entry.split("=", 1)
-        if name not in json_parameters:
+        if name not in parameter_types:
             logger.warning("parameter %r is not a parameter of the flow: ignored, as Argo does", name)
             continue
         if name in values:
             raise ParameterDecodeError(f"parameter {name!r} is given twice")
-        values[name] = _decode_one(name, raw, json_parameters[name])
+        values[name] = _decode_one(name, raw, parameter_types[name])
     return values
 
 
@@ -346,6 +408,19 @@ class LocalBackend:
         )
         logger.info("workflow %s ran as %s: %s", name, run.pathspec, "Succeeded" if run.successful else "Failed")
         return SubmitResult(workflow_name=name, run_id=run.pathspec if run.run_id else "", duplicate=False, attempts=1)
+
+    def count_in_flight(self, template: str, limit: int) -> int:
+        """Workflows (marker blobs) not yet Succeeded or Failed, counted up to ``limit``, as Argo's list would.
+
+        A local submit blocks until its run ends, so this is 0 unless another process is running one.
+        """
+        count = 0
+        for blob in self._markers().list_blobs(include=["metadata"]):
+            if (blob.metadata or {}).get(_META_PHASE, "Pending") not in ("Succeeded", "Failed", "Error"):
+                count += 1
+                if count >= limit:
+                    break
+        return count
 
     def get_workflow(self, name: str) -> dict[str, Any] | None:
         """The workflow named ``name``, shaped like Argo's ``GET /api/v1/workflows/{ns}/{name}``; ``None`` if absent."""

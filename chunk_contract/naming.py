@@ -24,6 +24,8 @@ import json
 import re
 from collections.abc import Iterable
 
+from chunk_contract.versions import normalize_etag
+
 __all__ = [
     "ANNOTATION_REQUEST_ID",
     "LABEL_BLOB",
@@ -31,7 +33,9 @@ __all__ = [
     "LABEL_KEY",
     "LABEL_TRIGGER",
     "blob_key",
+    "chunk_param_cost",
     "chunk_versions_key",
+    "chunks_param_bytes",
     "is_dns1123_label",
     "normalize_etag",
     "workflow_labels",
@@ -51,15 +55,23 @@ _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _TRIGGER = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
-def normalize_etag(etag: str) -> str:
-    """``'"0x8DC"'``, ``'W/"0x8DC"'`` and ``'0x8DC'`` all become ``'0x8DC'``."""
-    value = etag.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    if not value:
-        raise ValueError(f"empty ETag {etag!r}")
-    return value
+def chunks_param_bytes(names: Iterable[str]) -> int:
+    """Bytes of the ``chunks`` parameter value as submitted: ``json.dumps(json.dumps(sorted(names)))``.
+
+    Metaflow's start pod receives it base64-encoded inside one shell argument (Linux: < 128 KiB).
+    """
+    return len(json.dumps(json.dumps(sorted(names))).encode())
+
+
+def chunk_param_cost(name: str) -> int:
+    """What one (allow-listed) name adds to :func:`chunks_param_bytes` of a non-empty list, exactly.
+
+    Allow-listed names need no JSON escaping; encoded twice, each name costs its length, two
+    escaped quotes (``\\"`` = 2 bytes each) and a ``", "`` separator (2 bytes); the list itself
+    costs 4 bytes (``"[`` and ``]"``) minus the one separator too many. So
+    ``chunks_param_bytes(ns) == 2 + sum(chunk_param_cost(n) for n in ns)``.
+    """
+    return len(name) + 6
 
 
 def is_dns1123_label(name: str) -> bool:
@@ -87,16 +99,28 @@ def _slug(text: str, limit: int) -> str:
     return slug or "x"
 
 
-def workflow_name(container: str, versions: Iterable[tuple[str, str]], force_token: str | None = None) -> str:
-    """The deterministic workflow name of a chunk-version set; a different one per ``force_token``."""
+def workflow_name(
+    container: str,
+    versions: Iterable[tuple[str, str]],
+    force_token: str | None = None,
+    batch_token: str | None = None,
+) -> str:
+    """The deterministic workflow name of a chunk-version set; a different one per ``force_token``.
+
+    ``batch_token`` (the drain tick or request that planned a multi-chunk batch) salts the name too:
+    a batch plan that was abandoned must never share its name with a later plan of the same set,
+    or the later plan would find the abandoned plan's tombstone under its name (see the ledger).
+    """
     pairs = sorted({(name, normalize_etag(etag)) for name, etag in versions})
     if not pairs:
         raise ValueError("a workflow name needs at least one chunk")
     digest = chunk_versions_key(container, pairs)
     if force_token is not None:
         digest = _sha256(["force", digest, force_token])
-    prefix = "rerun" if force_token is not None else "chunk" if len(pairs) == 1 else "batch"
-    if len(pairs) == 1:
+    if batch_token is not None:
+        digest = _sha256(["batch", digest, batch_token])
+    prefix = "rerun" if force_token is not None else "chunk" if len(pairs) == 1 and batch_token is None else "batch"
+    if prefix != "batch" and len(pairs) == 1:
         sensor = pairs[0][0].split("/", 1)[0]
         middle = _slug(sensor, MAX_NAME - len(prefix) - _HASH_CHARS - 2)
     else:
