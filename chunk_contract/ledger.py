@@ -520,24 +520,26 @@ class Ledger:
 
     def update(self, claim: Claim, **changes: Any) -> Claim | None:
         """Change ``claim`` only if nobody else did since it was read (If-Match); None if someone did."""
+
+        updated = replace(claim, **changes)
+        meta = self._update_if_unchanged(claim_entity(updated), claim.entity_etag)
+        return None if meta is None else replace(updated, entity_etag=_etag(meta))
+
+    def _update_if_unchanged(self, entity: dict[str, Any], etag: str | None) -> Any:
+        """Merge ``entity`` only if the row still has ``etag`` (If-Match): its metadata, or None if
+        the row changed or is gone (a missing *table* raises)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        updated = replace(claim, **changes)
-        entity = claim_entity(updated)
         try:
-            meta = self.table.update_entity(
-                entity,
-                mode=_merge(),
-                etag=claim.entity_etag,
-                match_condition=MatchConditions.IfNotModified,
+            return self.table.update_entity(
+                entity, mode=_merge(), etag=etag, match_condition=MatchConditions.IfNotModified
             )
         except ResourceModifiedError:
             return None
         except ResourceNotFoundError as exc:
             _raise_unless_row_absent(exc)
             return None
-        return replace(updated, entity_etag=_etag(meta))
 
     def count_duplicate(self, claim: Claim, *, path: str, now: datetime) -> Claim:
         """Count one suppressed duplicate on the claim (best effort: a lost counter is no lost chunk)."""
@@ -631,23 +633,12 @@ class Ledger:
 
     def set_manifest_state(self, manifest: Manifest, state: str) -> Manifest | None:
         """Move a manifest to ``state`` only if it is unchanged since read (If-Match); None otherwise."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         partition, row = manifest_keys(manifest.workflow_name)
-        try:
-            meta = self.table.update_entity(
-                {"PartitionKey": partition, "RowKey": row, "state": state},
-                mode=_merge(),
-                etag=manifest.entity_etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError:
-            return None
-        except ResourceNotFoundError as exc:
-            _raise_unless_row_absent(exc)
-            return None
-        return replace(manifest, state=state, entity_etag=_etag(meta))
+        meta = self._update_if_unchanged(
+            {"PartitionKey": partition, "RowKey": row, "state": state}, manifest.entity_etag
+        )
+        return None if meta is None else replace(manifest, state=state, entity_etag=_etag(meta))
 
 
 def _table_missing(exc: Exception) -> bool:
