@@ -22,7 +22,7 @@ from chunk_contract.ledger import Ledger, open_ledger
 from function_app.event_queue import EventQueue
 from function_app.settings import Settings, SettingsError
 
-__all__ = ["ChunkNotFound", "blob_service_client", "event_queue", "fetch_etags", "ledger"]
+__all__ = ["ChunkNotFound", "blob_service_client", "event_queue", "event_queue_clients", "fetch_etags", "ledger"]
 
 
 class ChunkNotFound(LookupError):
@@ -119,9 +119,9 @@ def ledger(settings: Settings) -> Ledger:
     )
 
 
-@functools.cache
-def event_queue(settings: Settings) -> EventQueue:
-    """The chunk-event queue and its poison queue (both created on first use), one client per process."""
+def event_queue_clients(settings: Settings) -> EventQueue:
+    """The chunk-event queue and its poison queue, built but not touched (no I/O): read-only tools
+    (``sensorctl doctor``) use this; the app uses :func:`event_queue`, which also creates them."""
     from azure.storage.queue import QueueClient
 
     options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 3}
@@ -132,6 +132,12 @@ def event_queue(settings: Settings) -> EventQueue:
         url, credential = _service_uri(settings, "queue"), _credential(settings)
         main = QueueClient(url, settings.events_queue, credential=credential, **options)
         poison = QueueClient(url, settings.poison_queue, credential=credential, **options)
-    queue = EventQueue(main, poison)
+    return EventQueue(main, poison)
+
+
+@functools.cache
+def event_queue(settings: Settings) -> EventQueue:
+    """The chunk-event queue and its poison queue (both created on first use), one client per process."""
+    queue = event_queue_clients(settings)
     queue.ensure_queues()
     return queue

@@ -256,23 +256,11 @@ def _read(action: Callable[[], Any]) -> bool | str:
 
 
 def _queue_clients(settings: Settings) -> tuple[Any, Any]:
-    """The events and poison QueueClients, built like ``function_app.storage.event_queue`` — which
-    also CREATES both queues (``ensure_queues``): the doctor must not, so it builds them itself."""
-    from azure.storage.queue import QueueClient
+    """The events and poison QueueClients, built without creating anything (the doctor is read-only)."""
+    from function_app.storage import event_queue_clients
 
-    from function_app import storage
-
-    options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 2}
-    if settings.sensor_storage:
-        return (
-            QueueClient.from_connection_string(settings.sensor_storage, settings.events_queue, **options),
-            QueueClient.from_connection_string(settings.sensor_storage, settings.poison_queue, **options),
-        )
-    url, credential = storage._service_uri(settings, "queue"), storage._credential(settings)
-    return (
-        QueueClient(url, settings.events_queue, credential=credential, **options),
-        QueueClient(url, settings.poison_queue, credential=credential, **options),
-    )
+    queue = event_queue_clients(settings)
+    return queue.queue, queue.poison_queue
 
 
 def observe_storage(settings: Settings, *, now: datetime | None = None) -> StorageObservation:
