@@ -3,7 +3,7 @@ PY      ?= .venv/bin/python
 PIP     ?= .venv/bin/pip
 STAMP   := .venv/.installed
 
-.PHONY: setup test lint demo bench bench-trigger bench-scale fault-injection fault-injection-coalesce check-infra deploy-flow lock clean
+.PHONY: setup test lint demo bench bench-trigger bench-flow bench-scale fault-injection fault-injection-coalesce check-infra deploy-flow lock clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -54,6 +54,10 @@ bench: setup
 
 bench-trigger: setup
 	$(PY) -m benchmarks.bench_trigger
+
+# The flow (local runtime, Azurite) on 1M/10M/100M-sample chunks and 1-200-chunk batches, beside the CLI.
+bench-flow: setup
+	$(PY) -m benchmarks.bench_flow --options
 
 # 10,000 sensors x 1 chunk/min through the real queue and ledger (Azurite), the drainer and the fake Argo.
 bench-scale: setup

@@ -9,7 +9,9 @@
    BLAS threads and ``scipy.fft`` workers set to the thread count) and the project's
    :func:`processing.features.extract_features` (``threads=`` the thread count), checks that the records agree
    within the issue's tolerances, and prints both throughputs (raw samples/s) and their ratio;
-3. writes a ``--rss-samples`` chunk (default 100 million rows, 1.6 GB) and reports the peak RSS
+3. times ``python -m processing FILE`` and the reference as separate processes (start-up and imports
+   included: what a user waits for) and prints their ratio;
+4. writes a ``--rss-samples`` chunk (default 100 million rows, 1.6 GB) and reports the peak RSS
    (``VmHWM``) of a child process streaming it through ``extract_features``.
 
 Use small ``--samples`` / ``--rss-samples`` for a quick run. The reference lives here so that
@@ -218,6 +220,35 @@ def _child_rss(path: str) -> None:
     )
 
 
+def _child_reference(path: str) -> None:
+    """In this process: the reference pipeline once on ``path``, its record as JSON (a whole process)."""
+    data = np.load(path)
+    print(json.dumps(reference_features(data[:, 0], data[:, 1])))
+
+
+def _whole_process(path: Path, repeat: int) -> dict[str, float]:
+    """Wall time of ``python -m processing PATH`` and of the reference as separate processes, best of ``repeat``.
+
+    Everything a user waits for is in: interpreter start-up, imports (scipy for the reference,
+    numpy only for the CLI), reading the file, the features, printing the JSON.
+    """
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    commands = {
+        "cli": [sys.executable, "-m", "processing", str(path), "--chunk-name", "bench/synthetic.npy"],
+        "reference": [sys.executable, "-m", "benchmarks.bench_processing", "--child-reference", str(path)],
+    }
+    best: dict[str, float] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    for _ in range(repeat):
+        for label, command in commands.items():
+            start = time.perf_counter()
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+            best[label] = min(best.get(label, math.inf), time.perf_counter() - start)
+            outputs[label] = json.loads(out.stdout)
+    best["problems"] = len(_compare(outputs["cli"], outputs["reference"]))
+    return best
+
+
 def _ensure(directory: Path, n: int) -> Path:
     path = directory / f"synthetic-v{_GENERATOR_VERSION}-{n}.npy"
     if not path.exists():
@@ -277,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--child-throughput", metavar="PATH", help=argparse.SUPPRESS)
     parser.add_argument("--child-rss", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--child-reference", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_reference:
+        _child_reference(args.child_reference)
+        return 0
     if args.child_throughput:
         _child_throughput(args.child_throughput, args.repeat)
         return 0
@@ -311,6 +346,13 @@ def main(argv: list[str] | None = None) -> int:
             print("  RESULTS DIFFER: " + "; ".join(r["problems"]))
         else:
             print("  results identical within tolerances (band powers 1e-9 rel, acf 1e-9 abs, statistics 1e-9 rel)")
+    w = _whole_process(path, args.repeat)
+    print(
+        f"whole process (separate processes, imports and start-up included): python -m processing {w['cli']:.2f} s,"
+        f" reference {w['reference']:.2f} s, ratio {w['reference'] / w['cli']:.2f}x"
+        + ("" if not w["problems"] else "  RESULTS DIFFER")
+    )
+    failed = failed or bool(w["problems"])
     if args.rss_samples:
         big = _ensure(args.dir, args.rss_samples)
         r = _run_child("rss", big, 1, 1, not args.no_malloc_tuning)

@@ -14,7 +14,11 @@ Entities (one table, ``SENSOR_LEDGER_TABLE``, default ``chunkledger``)::
                properties    container, blob_name, etag, sensor, generation, owner (workflow name),
                              owner_kind (single | batch | run), state, path, first_seen, claimed_at,
                              event_time, forced, duplicates, last_duplicate_at, last_duplicate_path,
-                             outcome_run, outcome_reason, outcome_at
+                             outcome_run, outcome_reason, outcome_at, outcome_latency_s
+    run        PartitionKey  "r" + the run's start day (YYYYMMDD, UTC)  -- a time window is a key range
+               RowKey        flow_name + "." + run_id
+               properties    mode, started_at, finished_at, processed, failed, skipped_up_to_date,
+                             set_aside, recovered, latency_count, latency_p50_s/p95_s/max_s
     manifest   PartitionKey  "m" + 2 hex of sha256(workflow name)  -- 256 partitions
                RowKey        the workflow name (a DNS-1123 label: a valid key)
                properties    state (submitting | accepted | abandoned), container, count, path,
@@ -63,15 +67,20 @@ __all__ = [
     "ClaimAttempt",
     "Ledger",
     "Manifest",
+    "RunReport",
     "Verdict",
     "claim_entity",
     "claim_from_entity",
     "claim_keys",
     "classify",
+    "latency_summary",
     "manifest_entity",
     "manifest_from_entity",
     "manifest_keys",
     "open_ledger",
+    "run_entity",
+    "run_from_entity",
+    "run_keys",
 ]
 
 logger = logging.getLogger(__name__)
@@ -136,11 +145,17 @@ class Claim:
     outcome_run: str | None = None
     outcome_reason: str | None = None
     outcome_at: datetime | None = None
+    outcome_latency_s: float | None = None
     entity_etag: str | None = field(default=None, compare=False)
 
     @property
     def keys(self) -> tuple[str, str]:
         return claim_keys(self.version, self.generation)
+
+    @property
+    def uploaded_at(self) -> datetime:
+        """Best known upload time: the event's time, else when the ledger first saw the version."""
+        return self.event_time or self.first_seen
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view (status answers, logs)."""
@@ -165,6 +180,8 @@ class Claim:
         for key in ("last_duplicate_path", "outcome_run", "outcome_reason"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
+        if self.outcome_latency_s is not None:
+            out["outcome_latency_s"] = self.outcome_latency_s
         return out
 
 
@@ -196,6 +213,7 @@ def claim_entity(claim: Claim) -> dict[str, Any]:
         "outcome_run",
         "outcome_reason",
         "outcome_at",
+        "outcome_latency_s",
     ):
         value = getattr(claim, key)
         if value is not None:
@@ -238,8 +256,13 @@ def claim_from_entity(entity: Mapping[str, Any], entity_etag: str | None = None)
         outcome_run=entity.get("outcome_run"),
         outcome_reason=entity.get("outcome_reason"),
         outcome_at=_aware(entity.get("outcome_at")),
+        outcome_latency_s=_float_or_none(entity.get("outcome_latency_s")),
         entity_etag=entity_etag,
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -308,6 +331,112 @@ def manifest_from_entity(entity: Mapping[str, Any], entity_etag: str | None = No
 # --------------------------------------------------------------------------- the decision (pure)
 
 VerdictKind = Literal["duplicate", "resume", "take", "fence", "wait", "reclaim"]
+
+
+_KEY_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one flow run did: one ``run`` entity per run, for the health report and dashboards.
+
+    Attributes
+    ----------
+    flow_name, run_id : str
+        The run (``flow_name/run_id`` is its Metaflow pathspec).
+    mode : str
+        ``event`` or ``fallback``.
+    started_at, finished_at : datetime
+        When the run's start step began and when its outcomes were recorded.
+    processed, failed, skipped_up_to_date, set_aside : int
+        Chunks with a new result; with a new error record; left out because their record was up
+        to date; set aside before processing (stray names, missing chunks) — ``set_aside`` is part
+        of ``failed`` when the chunk got an error record.
+    recovered : int
+        Fallback runs: chunks no event path had claimed (a lost event, a dropped message).
+    latency_count, latency_p50_s, latency_p95_s, latency_max_s
+        Upload -> result latency over the run's recorded chunks (None when there were none).
+    """
+
+    flow_name: str
+    run_id: str
+    mode: str
+    started_at: datetime
+    finished_at: datetime
+    processed: int = 0
+    failed: int = 0
+    skipped_up_to_date: int = 0
+    set_aside: int = 0
+    recovered: int = 0
+    latency_count: int = 0
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    latency_max_s: float | None = None
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return run_keys(self.flow_name, self.run_id, self.started_at)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["started_at"] = self.started_at.isoformat()
+        out["finished_at"] = self.finished_at.isoformat()
+        return out
+
+
+def run_keys(flow_name: str, run_id: str, started_at: datetime) -> tuple[str, str]:
+    """``(PartitionKey, RowKey)`` of a run report: one partition per UTC day, so a window is a key range."""
+    day = started_at.astimezone(UTC).strftime("%Y%m%d")
+    row = f"{flow_name}.{run_id}"
+    if not row or len(row) > 200 or not set(row) <= _KEY_SAFE:
+        row = "h" + _sha("run", flow_name, run_id)[:40]  # an exotic run id: a hash is always a valid key
+    return f"r{day}", row
+
+
+def run_entity(report: RunReport) -> dict[str, Any]:
+    partition, row = report.keys
+    entity: dict[str, Any] = {"PartitionKey": partition, "RowKey": row, "kind": "run"}
+    for key in report.__dataclass_fields__:
+        value = getattr(report, key)
+        if value is not None:
+            entity[key] = value
+    return entity
+
+
+def run_from_entity(entity: Mapping[str, Any]) -> RunReport:
+    started, finished = _aware(entity["started_at"]), _aware(entity["finished_at"])
+    assert started is not None and finished is not None
+    return RunReport(
+        flow_name=str(entity["flow_name"]),
+        run_id=str(entity["run_id"]),
+        mode=str(entity.get("mode", "")),
+        started_at=started,
+        finished_at=finished,
+        processed=int(entity.get("processed", 0)),
+        failed=int(entity.get("failed", 0)),
+        skipped_up_to_date=int(entity.get("skipped_up_to_date", 0)),
+        set_aside=int(entity.get("set_aside", 0)),
+        recovered=int(entity.get("recovered", 0)),
+        latency_count=int(entity.get("latency_count", 0)),
+        latency_p50_s=_float_or_none(entity.get("latency_p50_s")),
+        latency_p95_s=_float_or_none(entity.get("latency_p95_s")),
+        latency_max_s=_float_or_none(entity.get("latency_max_s")),
+    )
+
+
+def latency_summary(values: Iterable[float]) -> tuple[int, float | None, float | None, float | None]:
+    """``(count, p50, p95, max)`` of latencies in seconds; percentiles interpolate linearly (numpy's default)."""
+    xs = sorted(float(v) for v in values)
+    if not xs:
+        return 0, None, None, None
+
+    def pct(q: float) -> float:
+        pos = (len(xs) - 1) * q
+        lo = int(pos)
+        hi = min(lo + 1, len(xs) - 1)
+        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+    return len(xs), pct(0.5), pct(0.95), xs[-1]
 
 
 @dataclass(frozen=True)
@@ -558,12 +687,22 @@ class Ledger:
         return claim
 
     def record_outcome(
-        self, version: ChunkVersion, *, state: str, run: str, reason: str | None, now: datetime, path: str = "manual"
+        self,
+        version: ChunkVersion,
+        *,
+        state: str,
+        run: str,
+        reason: str | None,
+        now: datetime,
+        path: str = "manual",
+        uploaded_at: datetime | None = None,
     ) -> Claim:
         """Record what the flow did with ``version`` on its latest claim (inserting one if there is none).
 
         An outcome is a fact about the content, whoever owned the claim: written without If-Match
         (a merge of the outcome fields only), so it never loses a race with a duplicate counter.
+        ``outcome_latency_s`` is upload -> result: from the claim's event time, else ``uploaded_at``
+        (the blob's last-modified time as the flow downloaded it), else the claim's first sight.
         """
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -584,6 +723,9 @@ class Ledger:
             }
             if reason:
                 fields["outcome_reason"] = reason[:2000]
+            start = claim.event_time or uploaded_at or claim.first_seen
+            latency = max(0.0, (now - start).total_seconds())
+            fields["outcome_latency_s"] = latency
             try:
                 meta = self.table.update_entity(fields, mode=_merge())
             except ResourceNotFoundError as exc:
@@ -595,6 +737,7 @@ class Ledger:
                 outcome_run=run,
                 outcome_reason=reason[:2000] if reason else claim.outcome_reason,
                 outcome_at=now,
+                outcome_latency_s=latency,
                 entity_etag=_etag(meta),
             )
         raise RuntimeError(f"could not record the outcome of {version.name!r}: its ledger row kept disappearing")
@@ -639,6 +782,41 @@ class Ledger:
             {"PartitionKey": partition, "RowKey": row, "state": state}, manifest.entity_etag
         )
         return None if meta is None else replace(manifest, state=state, entity_etag=_etag(meta))
+
+    # ------------------------------------------------------------------ run reports
+
+    def record_run(self, report: RunReport) -> None:
+        """Write ``report`` (an upsert: a retried join task writes the same run again)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.table.upsert_entity(run_entity(report), mode=_merge())
+        except ResourceNotFoundError as exc:
+            if not (self.auto_create and _table_missing(exc)):
+                raise
+            self.ensure_table()
+            self.table.upsert_entity(run_entity(report), mode=_merge())
+
+    def runs(self, since: datetime, until: datetime | None = None) -> list[RunReport]:
+        """Run reports of runs started in ``[since, until]`` (default until now), oldest first."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        until = until or datetime.now(UTC)
+        lo, _ = run_keys("x", "x", since)
+        hi, _ = run_keys("x", "x", until)
+        try:
+            entities = list(
+                self.table.query_entities(
+                    "PartitionKey ge @lo and PartitionKey le @hi and kind eq 'run'",
+                    parameters={"lo": lo, "hi": hi},
+                )
+            )
+        except ResourceNotFoundError as exc:
+            if self.auto_create and _table_missing(exc):
+                return []
+            raise
+        reports = [run_from_entity(e) for e in entities]
+        return sorted((r for r in reports if since <= r.started_at <= until), key=lambda r: r.started_at)
 
 
 def _table_missing(exc: Exception) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError
@@ -55,6 +56,7 @@ class DownloadedChunk:
     path: Path
     etag: str
     size: int
+    last_modified: datetime | None = None
 
 
 def download_chunk(
@@ -75,4 +77,5 @@ def download_chunk(
     downloader = service.get_blob_client(container, name).download_blob()
     with open(path, "wb") as out:
         size = downloader.readinto(out)
-    return DownloadedChunk(name=name, path=path, etag=downloader.properties.etag, size=size)
+    props = downloader.properties
+    return DownloadedChunk(name=name, path=path, etag=props.etag, size=size, last_modified=props.last_modified)

@@ -1,7 +1,9 @@
-"""The end step's Metaflow card: one figure per chunk (signal, band powers, autocorrelation).
+"""The end step's Metaflow card: a table of every chunk, one figure for each of the worst few.
 
-Figures are built by :func:`chunk_figure` (testable without Metaflow); :func:`render_card` appends
-them, a summary, the set-aside chunks and the chunks skipped as already up to date to the card.
+Figures are built by :func:`chunk_figure` (testable without Metaflow) from a chunk's streamed
+min/max envelope (``processing.envelope``), never from its samples: the run never holds those.
+:func:`render_card` appends a summary, the table (processed, set aside, skipped as up to date)
+and figures for at most ``SENSOR_CARD_MAX_CHUNKS`` chunks, the worst first (``card_selection``).
 """
 
 from __future__ import annotations
@@ -20,42 +22,36 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["MAX_SIGNAL_POINTS", "chunk_figure", "envelope", "render_card"]
+from processing.envelope import Envelope
 
-# Above this many samples the signal panel shows a min/max envelope per bin instead of every
-# sample: a stride would alias spikes away, an envelope keeps them visible.
-MAX_SIGNAL_POINTS = 2000
-
-
-def envelope(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``values`` into ``bins`` contiguous bins; return (first index, min, max) of each bin."""
-    edges = np.linspace(0, len(values), bins + 1).astype(int)
-    starts = edges[:-1]
-    return starts, np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+__all__ = ["chunk_figure", "render_card"]
 
 
 def chunk_figure(
     name: str,
-    values: np.ndarray,
+    signal: Envelope | None,
     t0: float,
     fs: float,
     band_edges: Sequence[float] | None,
     band_powers: Sequence[float] | None,
     acf: Sequence[float] | None,
 ) -> Figure:
-    """One figure for one chunk: resampled signal (or its envelope), band powers, autocorrelation."""
+    """One figure for one chunk: resampled signal (every sample, or its min/max envelope), band powers, ACF.
+
+    ``signal`` with ``width == 1`` holds every grid value and is drawn as a line; wider bins are
+    drawn as a filled min/max band, so a spike stays visible however long the chunk.
+    """
     fig, (ax_sig, ax_band, ax_acf) = plt.subplots(1, 3, figsize=(14, 3.2), gridspec_kw={"width_ratios": [2.2, 1, 1]})
     fig.suptitle(name, fontsize=10)
-    n = len(values)
-    if n > MAX_SIGNAL_POINTS:
-        starts, lo, hi = envelope(values, MAX_SIGNAL_POINTS // 2)
-        t = starts / fs
-        ax_sig.fill_between(t, lo, hi, step="post", linewidth=0.6)
-        ax_sig.set_title(
-            f"resampled signal, min/max per {math.ceil(n / len(starts))} samples ({n} samples)", fontsize=9
-        )
+    n = signal.count if signal is not None else 0
+    if signal is None:
+        ax_sig.set_title("resampled signal (not kept)", fontsize=9)
+    elif signal.width > 1:
+        t = signal.starts / fs
+        ax_sig.fill_between(t, signal.lo, signal.hi, step="post", linewidth=0.6)
+        ax_sig.set_title(f"resampled signal, min/max per {signal.width} samples ({n} samples)", fontsize=9)
     else:
-        ax_sig.plot(np.arange(n) / fs, values, linewidth=0.8)
+        ax_sig.plot(np.arange(n) / fs, signal.lo, linewidth=0.8)
         ax_sig.set_title(f"resampled signal ({n} samples at {fs:g} Hz)", fontsize=9)
     # Relative time: epoch seconds (~1.8e9) would make matplotlib print an unreadable axis offset.
     start = datetime.fromtimestamp(t0, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -94,15 +90,18 @@ def render_card(
     card: Any,
     *,
     summary: Mapping[str, Any],
-    preprocessed: Mapping[str, Any],
+    summaries: Mapping[str, Any],
+    envelopes: Mapping[str, Envelope | None],
     bands: Mapping[str, tuple[list[float], list[float]]],
     acfs: Mapping[str, list[float]],
     failures: Mapping[str, Mapping[str, str]],
     max_plotted: int,
     skipped: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> None:
-    """Append the summary, a table of all chunks, one figure per chunk (up to ``max_plotted``).
+    """Append the summary, a table of all chunks, and figures of the chunks in ``envelopes``.
 
+    ``summaries`` maps each streamed chunk to its ``processing.features.ChunkSummary``;
+    ``envelopes`` holds the chunks to plot, the worst first (at most ``max_plotted`` are drawn).
     ``skipped`` maps the chunks an event run left out (their record was already up to date) to
     that record's ``status`` (``processed``/``failed``), ``run_pathspec`` and ``reason``.
     """
@@ -113,38 +112,48 @@ def render_card(
     if skipped:
         title += f", {len(skipped)} skipped (already up to date)"
     card.append(Markdown(title))
+    latency = summary.get("latency_s") or {}
     card.append(
         Markdown(
             f"mode: **{summary.get('mode')}**"
             + (" (force: up-to-date chunks processed again)" if summary.get("forced") else "")
             + (f" — fallback: {summary['fallback']}" if "fallback" in summary else "")
+            + (
+                f" — upload → result: p50 {latency['p50']:.1f} s, p95 {latency['p95']:.1f} s over {latency['count']} chunk(s)"
+                if latency.get("count")
+                else ""
+            )
         )
     )
+    processed = [name for name in summaries if name not in failures]
     rows = [
-        [name, pre.n_raw, pre.n_dropped, f"{pre.gap_fraction:.3f}", len(pre.values), "processed"]
-        for name, pre in preprocessed.items()
-        if name not in failures
+        [
+            name,
+            summaries[name].n_raw,
+            summaries[name].n_dropped,
+            f"{summaries[name].gap_fraction:.3f}",
+            summaries[name].n_resampled,
+            "processed",
+        ]
+        for name in processed
     ]
     rows += [[name, "", "", "", "", f"set aside ({f['step']}): {f['reason']}"] for name, f in failures.items()]
     rows += [[name, "", "", "", "", _skipped_status(state)] for name, state in skipped.items()]
     if rows:
         card.append(Table(rows, headers=["chunk", "raw samples", "dropped", "gap fraction", "resampled", "status"]))
-    plotted = 0
-    for name, pre in preprocessed.items():
-        if name in failures:
-            continue
-        if plotted >= max_plotted:
-            card.append(
-                Markdown(
-                    f"{len(rows) - plotted - len(failures) - len(skipped)} more chunk(s) not plotted (SENSOR_CARD_MAX_CHUNKS)"
-                )
-            )
-            break
+    to_plot = [name for name in envelopes if name in summaries and name not in failures][: max(max_plotted, 0)]
+    if to_plot:
+        card.append(Markdown(f"## The {len(to_plot)} chunk(s) with the most missing data (gaps + dropped rows)"))
+    for name in to_plot:
+        chunk = summaries[name]
         edges, powers = bands.get(name, (None, None))
-        fig = chunk_figure(name, pre.values, pre.t0, pre.fs, edges, powers, acfs.get(name))
+        fig = chunk_figure(name, envelopes[name], chunk.t0, chunk.fs, edges, powers, acfs.get(name))
         card.append(Image.from_matplotlib(fig, label=name))
         plt.close(fig)
-        plotted += 1
+    if len(processed) > len(to_plot):
+        card.append(
+            Markdown(f"{len(processed) - len(to_plot)} more processed chunk(s) not plotted (SENSOR_CARD_MAX_CHUNKS)")
+        )
 
 
 def _skipped_status(state: Mapping[str, str | None]) -> str:

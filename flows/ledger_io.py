@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flow_settings import FlowSettings
@@ -27,7 +28,7 @@ from flow_settings import FlowSettings
 from chunk_contract.ledger import Claim, Ledger, classify, open_ledger
 from chunk_contract.versions import ChunkVersion
 
-__all__ = ["claim_for_fallback", "connect_ledger", "record_outcomes"]
+__all__ = ["FallbackClaims", "claim_for_fallback", "connect_ledger", "record_outcomes"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +46,16 @@ def connect_ledger(settings: FlowSettings) -> Ledger:
     return open_ledger(account_url=table_url, table_name=settings.ledger_table, auto_create=True)
 
 
+_RECOVERED = "recovered"  # _take_one's answer for a chunk no other path had ever claimed
+
+
 def _take_one(
     ledger: Ledger, version: ChunkVersion, *, owner: str, now: datetime, stale: timedelta, reclaim: timedelta
 ) -> str | None:
-    """Claim ``version`` for the fallback run ``owner``; None when taken, else why not."""
+    """Claim ``version`` for the fallback run ``owner``: None (taken over), ``_RECOVERED``, else why not."""
     attempt = ledger.claim(version, owner=owner, owner_kind="run", path="fallback", now=now, state="accepted")
     if attempt.won:
-        return None
+        return _RECOVERED
     claim: Claim | None = attempt.claim
     for _ in range(4):
         assert claim is not None
@@ -79,6 +83,25 @@ def _take_one(
     return "its ledger row kept changing"
 
 
+@dataclass(frozen=True)
+class FallbackClaims:
+    """What a fallback run claimed.
+
+    Attributes
+    ----------
+    taken : list of ChunkVersion
+        Versions this run now owns (in the order asked).
+    held : dict
+        ``{name: why not taken}`` for versions another claim holds.
+    recovered : frozenset of ChunkVersion
+        The taken versions no other path had ever claimed: chunks the event path missed.
+    """
+
+    taken: list[ChunkVersion]
+    held: dict[str, str]
+    recovered: frozenset[ChunkVersion]
+
+
 def claim_for_fallback(
     ledger: Ledger,
     versions: Sequence[ChunkVersion],
@@ -87,27 +110,44 @@ def claim_for_fallback(
     now: datetime,
     stale_after: timedelta,
     reclaim_after: timedelta,
-) -> tuple[list[ChunkVersion], dict[str, str]]:
-    """Claim each of ``versions`` for the fallback run ``owner``: (taken, {name: why not taken})."""
+) -> FallbackClaims:
+    """Claim each of ``versions`` for the fallback run ``owner``."""
 
     def one(v: ChunkVersion) -> str | None:
         return _take_one(ledger, v, owner=owner, now=now, stale=stale_after, reclaim=reclaim_after)
 
     with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="fallback-claims") as pool:
         reasons = list(pool.map(one, versions))
-    taken = [v for v, r in zip(versions, reasons, strict=True) if r is None]
-    skipped = {v.name: r for v, r in zip(versions, reasons, strict=True) if r is not None}
-    return taken, skipped
+    pairs = list(zip(versions, reasons, strict=True))
+    return FallbackClaims(
+        taken=[v for v, r in pairs if r is None or r == _RECOVERED],
+        held={v.name: r for v, r in pairs if r is not None and r != _RECOVERED},
+        recovered=frozenset(v for v, r in pairs if r == _RECOVERED),
+    )
 
 
 def record_outcomes(
-    ledger: Ledger, outcomes: Mapping[ChunkVersion, tuple[str, str | None]], *, run: str, now: datetime
-) -> None:
-    """Record ``{version: (processed|failed, reason)}`` for ``run`` on each version's latest claim."""
+    ledger: Ledger,
+    outcomes: Mapping[ChunkVersion, tuple[str, str | None]],
+    *,
+    run: str,
+    now: datetime,
+    uploaded: Mapping[ChunkVersion, datetime] | None = None,
+) -> dict[ChunkVersion, Claim]:
+    """Record ``{version: (processed|failed, reason)}`` for ``run`` on each version's latest claim.
 
-    def one(item: tuple[ChunkVersion, tuple[str, str | None]]) -> None:
+    ``uploaded`` gives the blob's last-modified time per version (as downloaded), for the upload ->
+    result latency of versions whose claim has no event time. Returns the updated claims.
+    """
+    uploaded = uploaded or {}
+
+    def one(item: tuple[ChunkVersion, tuple[str, str | None]]) -> Claim:
         version, (state, reason) = item
-        ledger.record_outcome(version, state=state, run=run, reason=reason, now=now, path="manual")
+        return ledger.record_outcome(
+            version, state=state, run=run, reason=reason, now=now, path="manual", uploaded_at=uploaded.get(version)
+        )
 
+    items = list(outcomes.items())
     with ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="ledger-outcomes") as pool:
-        list(pool.map(one, list(outcomes.items())))
+        claims = list(pool.map(one, items))
+    return {version: claim for (version, _), claim in zip(items, claims, strict=True)}

@@ -37,6 +37,7 @@ from metaflow import (  # type: ignore[attr-defined]
     JSONType,
     Parameter,
     card,
+    conda,
     conda_base,
     current,
     environment,
@@ -82,6 +83,15 @@ def up_to_date_states(
     return {s.chunk: s for s in states if s is not None and s.status in ("processed", "failed")}
 
 
+# The pods' conda environments hold only what each step imports (Metaflow resolves one environment
+# per distinct set): the Azure SDKs everywhere (Metaflow's own Azure datastore needs them too),
+# numpy where chunks are processed, matplotlib only in `end`, which draws the card. No scipy: the
+# processing core's one use of it (a Hann window) is numpy now, and its import cost ~2 s per task.
+BASE_LIBRARIES = {"azure-storage-blob": "12.31.1", "azure-identity": "1.27.0", "azure-data-tables": "12.7.0"}
+NUMPY_LIBRARIES = {"numpy": SETTINGS.conda_numpy}
+CARD_LIBRARIES = {**NUMPY_LIBRARIES, "matplotlib-base": "3.11.2"}
+
+
 def _with_conda(cls: type) -> type:
     """Apply ``@conda_base`` only under ``--environment=conda``/``pypi``.
 
@@ -91,16 +101,18 @@ def _with_conda(cls: type) -> type:
     """
     if not conda_requested(sys.argv):
         return cls
-    return conda_base(
-        python=SETTINGS.conda_python,
-        libraries={
-            "numpy": SETTINGS.conda_numpy,
-            "scipy": "1.17.1",
-            "matplotlib-base": "3.11.2",
-            "azure-storage-blob": "12.31.1",
-            "azure-identity": "1.27.0",
-        },
-    )(cls)
+    return conda_base(python=SETTINGS.conda_python, libraries=BASE_LIBRARIES)(cls)
+
+
+def _libraries(libraries: dict[str, str]) -> Any:
+    """A step's ``@conda(libraries=...)`` on top of the base, under the same condition as :func:`_with_conda`."""
+
+    def apply(step_function: Any) -> Any:
+        if not conda_requested(sys.argv):
+            return step_function
+        return conda(libraries=libraries)(step_function)
+
+    return apply
 
 
 @_with_conda
@@ -134,7 +146,7 @@ class SensorProcessingFlow(FlowSpec):
         from fallback import plan_fallback
         from flow_parameters import validate_force, validate_parameters
 
-        from processing.features import ProcessingSettings
+        from processing.settings import ProcessingSettings
 
         names = validate_parameters(self.chunks, self.container, SETTINGS.results_container)
         forced = validate_force(self.force)
@@ -142,11 +154,13 @@ class SensorProcessingFlow(FlowSpec):
         self.chunk_container: str = str(self.container)
         self.processing_settings = ProcessingSettings(**SETTINGS.processing)
         self.settings_used = SETTINGS.describe()
+        self.started_at = datetime.now(UTC)
         self.mode = "event" if names else "fallback"
         self.forced = forced
         self.set_aside: dict[str, dict[str, str]] = {}
         self.held_elsewhere: dict[str, str] = {}  # fallback: chunks another claim holds (name -> why)
         self.fallback_summary: dict[str, int] = {}
+        self.recovered: frozenset = frozenset()  # fallback: versions no event path had claimed
         # Event mode: chunks left out because their record is up to date (name -> ETag), and what
         # that record says (status, run_pathspec, reason). Never in `chunk_etags`: not processed.
         self.skipped: dict[str, str] = {}
@@ -197,7 +211,7 @@ class SensorProcessingFlow(FlowSpec):
             from chunk_contract.versions import ChunkVersion
 
             now = datetime.now(UTC)
-            taken, held = claim_for_fallback(
+            claimed = claim_for_fallback(
                 connect_ledger(SETTINGS),
                 [ChunkVersion.of(self.chunk_container, c.name, c.etag) for c in plan.take],
                 owner=f"{current.flow_name}/{current.run_id}",
@@ -205,8 +219,10 @@ class SensorProcessingFlow(FlowSpec):
                 stale_after=timedelta(seconds=SETTINGS.claim_stale_seconds),
                 reclaim_after=timedelta(seconds=SETTINGS.fallback_reclaim_seconds),
             )
+            taken, held = claimed.taken, claimed.held
             self.targets = [v.name for v in taken]
             self.held_elsewhere = held
+            self.recovered = claimed.recovered
             for name, why in list(held.items())[:20]:
                 print(f"  left to its claim: {name!r}: {why}")
             # Names outside the allow-list are set aside, not processed: their names could not
@@ -215,24 +231,43 @@ class SensorProcessingFlow(FlowSpec):
                 c.name: {"etag": c.etag, "reason": f"invalid chunk name: {reason}", "step": "start"}
                 for c, reason in plan.invalid
             }
-            self.fallback_summary = {**plan.summary(), "claimed": len(taken), "held_by_another_claim": len(held)}
+            self.fallback_summary = {
+                **plan.summary(),
+                "claimed": len(taken),
+                "held_by_another_claim": len(held),
+                "never_claimed": len(claimed.recovered),
+            }
             print(f"fallback: {plan.missing} chunk(s) found missing; {self.fallback_summary}")
         print(f"{self.mode} mode: {len(self.targets)} chunk(s) to process in {self.chunk_container!r}")
         self.next(self.preprocess)
 
+    @_libraries(NUMPY_LIBRARIES)
     @environment(vars=STEP_ENV)
     @step
     def preprocess(self) -> None:
-        """Download each chunk (streamed to a temp file) and resample it; bad chunks are set aside."""
+        """Stream each chunk once: download it (to a temp file, pinned to one ETag), resample, accumulate.
+
+        Nothing of chunk size leaves this step: per chunk a summary (a few numbers), the Welch and
+        lag accumulators' states (O(nperseg), O(max_lag)) and, for the few chunks the card will
+        plot, a min/max envelope (O(SENSOR_CARD_ENVELOPE_BINS)). The branches finish the states;
+        the chunk is never downloaded again, so a chunk overwritten meanwhile cannot mix in.
+        """
         import chunk_store
         from azure.core.exceptions import ResourceNotFoundError
+        from card_selection import WorstChunks, badness
 
-        from processing.features import ChunkError, preprocess
+        from processing.allocator import keep_freed_memory
+        from processing.features import ChunkError, stream_chunk
 
+        keep_freed_memory()  # block-sized temporaries are reused instead of page-faulted in again
         service = chunk_store.connect(SETTINGS)
         self.chunk_etags: dict[str, str] = {}
-        self.preprocessed: dict[str, Any] = {}
+        self.uploaded_at: dict[str, Any] = {}  # name -> the blob's last-modified time, as downloaded
+        self.summaries: dict[str, Any] = {}  # name -> processing.features.ChunkSummary
+        self.welch_states: dict[str, Any] = {}  # name -> processing.welch.WelchState
+        self.lag_states: dict[str, Any] = {}  # name -> processing.acf.LagState
         self.preprocess_failures: dict[str, dict[str, str]] = {}
+        worst = WorstChunks(SETTINGS.card_max_chunks)
         with tempfile.TemporaryDirectory(prefix="sensor-chunks-") as tmp:
             for i, name in enumerate(self.targets):
                 try:
@@ -247,69 +282,91 @@ class SensorProcessingFlow(FlowSpec):
                 # Other storage errors propagate: they are transient, and the task is retried
                 # (`--with retry`) rather than marking good chunks as failed for ever.
                 self.chunk_etags[name] = got.etag
+                self.uploaded_at[name] = got.last_modified
                 try:
-                    with open(got.path, "rb") as f:
-                        # A file object plus `name` makes errors name the chunk, not the temp file.
-                        self.preprocessed[name] = preprocess(f, self.processing_settings, name=name)
+                    streamed = stream_chunk(
+                        got.path,
+                        self.processing_settings,
+                        name=name,  # errors name the chunk, not the temp file
+                        envelope_bins=getattr(SETTINGS, "card_envelope_bins", 1000) if SETTINGS.card_max_chunks else 0,
+                        max_unsorted_rows=getattr(SETTINGS, "max_unsorted_rows", 2_000_000),
+                    )
                 except (ChunkError, ValueError) as exc:
                     self.preprocess_failures[name] = {"etag": got.etag, "reason": str(exc), "step": "preprocess"}
+                    continue
                 finally:
                     got.path.unlink()
-        print(f"preprocessed {len(self.preprocessed)} chunk(s), {len(self.preprocess_failures)} set aside")
+                summary = streamed.summary
+                self.summaries[name] = summary
+                self.welch_states[name] = streamed.welch
+                self.lag_states[name] = streamed.lags
+                score = badness(gap_fraction=summary.gap_fraction, n_dropped=summary.n_dropped, n_raw=summary.n_raw)
+                worst.offer(name, score, streamed.envelope)
+        # The card's signal panels, the worst chunks first (at most SENSOR_CARD_MAX_CHUNKS).
+        self.envelopes: dict[str, Any] = worst.worst_first()
+        print(f"preprocessed {len(self.summaries)} chunk(s), {len(self.preprocess_failures)} set aside")
         self.next(self.filter_bank, self.lags)
 
+    @_libraries(NUMPY_LIBRARIES)
     @environment(vars=STEP_ENV)
     @step
     def filter_bank(self) -> None:
-        """Band powers of each preprocessed chunk."""
-        from processing.features import band_powers
+        """Band powers of each chunk, from its Welch accumulator state."""
+        from processing.features import bands_from_state
 
         self.bands: dict[str, tuple[list[float], list[float]]] = {}
         self.band_failures: dict[str, dict[str, str]] = {}
-        for name, pre in self.preprocessed.items():
+        for name, state in self.welch_states.items():
             try:
-                self.bands[name] = band_powers(pre.values, self.processing_settings)
+                self.bands[name] = bands_from_state(state, self.processing_settings)
             except ValueError as exc:
                 self.band_failures[name] = {"etag": self.chunk_etags[name], "reason": str(exc), "step": "filter_bank"}
         self.next(self.join)
 
+    @_libraries(NUMPY_LIBRARIES)
     @environment(vars=STEP_ENV)
     @step
     def lags(self) -> None:
-        """Autocorrelation r_1 .. r_max_lag of each preprocessed chunk."""
-        from processing.features import autocorrelation
-
+        """Autocorrelation r_1 .. r_max_lag of each chunk, from its lag accumulator state."""
         self.acfs: dict[str, list[float]] = {}
         self.lag_failures: dict[str, dict[str, str]] = {}
-        for name, pre in self.preprocessed.items():
+        for name, state in self.lag_states.items():
             try:
-                self.acfs[name] = autocorrelation(pre.values, self.processing_settings.max_lag)
+                self.acfs[name] = state.autocorrelation(constant=self.summaries[name].constant)
             except ValueError as exc:
                 self.lag_failures[name] = {"etag": self.chunk_etags[name], "reason": str(exc), "step": "lags"}
         self.next(self.join)
 
+    @_libraries(NUMPY_LIBRARIES)
     @environment(vars=STEP_ENV)
     @step
     def join(self, inputs: Any) -> None:
-        """Merge the branches, build the feature records and write results and error records."""
+        """Merge the branches, build the feature records, write results and error records, report the run."""
+        from datetime import UTC, datetime
+
         import chunk_store
         from azure.core.exceptions import HttpResponseError
+        from ledger_io import connect_ledger, record_outcomes
 
         from chunk_contract import records as results
-        from processing.features import feature_record
+        from chunk_contract.ledger import RunReport, latency_summary
+        from chunk_contract.versions import ChunkVersion
+        from processing.features import ChunkError, record_from_stream
 
-        self.merge_artifacts(inputs)
+        self.merge_artifacts(inputs, exclude=["welch_states", "lag_states"])
         failures: dict[str, dict[str, str]] = {**self.set_aside, **self.preprocess_failures}
         for branch_failures in (self.band_failures, self.lag_failures):
             for name, failure in branch_failures.items():
                 failures.setdefault(name, failure)
         records: dict[str, dict] = {}
-        for name, pre in self.preprocessed.items():
+        for name, summary in self.summaries.items():
             if name in failures:
                 continue
             try:
-                records[name] = feature_record(name, pre, *self.bands[name], self.acfs[name], self.processing_settings)
-            except ValueError as exc:
+                records[name] = record_from_stream(
+                    name, summary, *self.bands[name], self.acfs[name], self.processing_settings
+                )
+            except (ChunkError, ValueError) as exc:
                 failures[name] = {"etag": self.chunk_etags[name], "reason": str(exc), "step": "join"}
 
         service = chunk_store.connect(SETTINGS)
@@ -344,29 +401,51 @@ class SensorProcessingFlow(FlowSpec):
         for name, why in self.unrecorded.items():
             print(f"  could not record {name!r}: {why}")
         # The outcome of every chunk version this run saw goes into the claim ledger too (status
-        # lookups, health report). A ledger failure fails the task, which is then retried.
-        from datetime import UTC, datetime
-
-        from ledger_io import connect_ledger, record_outcomes
-
-        from chunk_contract.versions import ChunkVersion
-
+        # lookups, the health report), with its upload -> result latency; then one report of the
+        # run. A ledger failure fails the task, which is then retried (both writes are idempotent).
         outcomes: dict[ChunkVersion, tuple[str, str | None]] = {
             ChunkVersion.of(self.chunk_container, name, self.chunk_etags[name]): ("processed", None) for name in records
         }
         for name, failure in failures.items():
             if failure.get("etag") and failure["step"] != "start":  # a set-aside stray name is no chunk version
                 outcomes[ChunkVersion.of(self.chunk_container, name, failure["etag"])] = ("failed", failure["reason"])
-        if outcomes:
-            record_outcomes(connect_ledger(SETTINGS), outcomes, run=run.pathspec, now=datetime.now(UTC))
+        uploaded = {v: self.uploaded_at[v.name] for v in outcomes if self.uploaded_at.get(v.name) is not None}
+        ledger = connect_ledger(SETTINGS)
+        now = datetime.now(UTC)
+        claims = record_outcomes(ledger, outcomes, run=run.pathspec, now=now, uploaded=uploaded) if outcomes else {}
+        # Per chunk: upload -> result seconds (event time, else the blob's last-modified time).
+        self.latencies: dict[str, float] = {
+            v.name: c.outcome_latency_s for v, c in claims.items() if c.outcome_latency_s is not None
+        }
+        recovered = sum(1 for v in self.recovered if v.name in records or v.name in failures)
+        count, p50, p95, top = latency_summary(self.latencies.values())
+        report = RunReport(
+            flow_name=run.flow_name,
+            run_id=run.run_id,
+            mode=self.mode,
+            started_at=self.started_at,
+            finished_at=now,
+            processed=len(records),
+            failed=len(failures),
+            skipped_up_to_date=len(self.skipped),
+            set_aside=len(self.set_aside) + len(self.preprocess_failures),
+            recovered=recovered,
+            latency_count=count,
+            latency_p50_s=p50,
+            latency_p95_s=p95,
+            latency_max_s=top,
+        )
+        ledger.record_run(report)
+        self.report = report.as_dict()
         self.records = records
         self.failures = failures
         self.summary = {
             "mode": self.mode,
             "processed": len(records),
             "failed": len(failures),
+            "latency_s": {"count": count, "p50": p50, "p95": p95, "max": top},
             **(
-                {"fallback": self.fallback_summary}
+                {"fallback": {**self.fallback_summary, "recovered": recovered}}
                 if self.mode == "fallback"
                 else {"skipped_up_to_date": len(self.skipped), "forced": self.forced}
             ),
@@ -377,16 +456,18 @@ class SensorProcessingFlow(FlowSpec):
         self.next(self.end)
 
     @card(type="blank", id="chunks", timeout=300)
+    @_libraries(CARD_LIBRARIES)
     @environment(vars=STEP_ENV)
     @step
     def end(self) -> None:
-        """Summary, and the card: per chunk the resampled signal, band powers and autocorrelation."""
+        """Summary, and the card: a table of every chunk, plots of the worst few."""
         from flow_card import render_card
 
         render_card(
             current.card["chunks"],  # type: ignore[attr-defined]
             summary=self.summary,
-            preprocessed=self.preprocessed,
+            summaries=self.summaries,
+            envelopes=self.envelopes,
             bands=self.bands,
             acfs=self.acfs,
             failures=self.failures,

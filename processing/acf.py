@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LagAccumulator", "single_threaded_blas"]
+__all__ = ["LagAccumulator", "LagState", "single_threaded_blas"]
 
 _MIN_CHUNK = 1024
 # Chunks per FFT batch: the batch and its spectrum stay in the core's L2 cache.
@@ -172,14 +172,43 @@ class LagAccumulator:
             The caller knows every sample is equal (``min == max``). ``r_k`` is then 0/0; it is
             reported as 0.0 so that the record stays valid JSON.
         """
+        return self.state().autocorrelation(constant=constant)
+
+    def state(self) -> LagState:
+        """Close the series; return its lag sums shifted to the global mean, O(max_lag) in size."""
         mean, denominator = self.finish()
-        if constant or denominator <= 0.0:
-            return [0.0] * self.max_lag
         numerator = np.zeros(self.width)
         for b in self._blocks:
             shift = b.offset - mean
             numerator += b.products + shift * (b.firsts + b.seconds) + b.pairs * (shift * shift)
-        return [float(r) for r in numerator[: self.max_lag] / denominator]
+        return LagState(self.max_lag, self.count, mean, denominator, numerator[: self.max_lag])
+
+
+@dataclass(frozen=True, eq=False)
+class LagState:
+    """A fed :class:`LagAccumulator` reduced to what the autocorrelation needs (small, picklable).
+
+    Attributes
+    ----------
+    max_lag, count : int
+        Largest lag; samples fed.
+    mean, denominator : float
+        The series mean and ``Σ (x - mean)²``.
+    numerator : numpy.ndarray
+        ``Σ (x_t - mean)(x_(t+k) - mean)`` for k = 1 … max_lag.
+    """
+
+    max_lag: int
+    count: int
+    mean: float
+    denominator: float
+    numerator: np.ndarray
+
+    def autocorrelation(self, *, constant: bool = False) -> list[float]:
+        """``[r_1, …, r_max_lag]``, as :meth:`LagAccumulator.result` (0.0 everywhere for a constant series)."""
+        if constant or self.denominator <= 0.0:
+            return [0.0] * self.max_lag
+        return [float(r) for r in self.numerator / self.denominator]
 
 
 def _tail_sums(

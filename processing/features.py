@@ -22,25 +22,31 @@ from typing import Any
 import numpy as np
 
 from chunk_contract.names import sensor_id, validate_chunk_name
-from processing.acf import LagAccumulator, single_threaded_blas
+from processing.acf import LagAccumulator, LagState, single_threaded_blas
 from processing.background import BackgroundConsumer
+from processing.envelope import Envelope, EnvelopeAccumulator
 from processing.errors import ChunkError
 from processing.readers import ChunkReader, Source, open_chunk
 from processing.resample import OutOfRange, Resampler, Unsorted
 from processing.settings import ProcessingSettings
-from processing.welch import WelchAccumulator, band_edges, band_powers_from_psd
+from processing.welch import WelchAccumulator, WelchState, band_edges, band_powers_from_psd
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "ChunkError",
+    "ChunkSummary",
     "Preprocessed",
     "ProcessingSettings",
     "Source",
+    "StreamedChunk",
     "autocorrelation",
     "band_powers",
+    "bands_from_state",
     "extract_features",
     "feature_record",
     "preprocess",
+    "record_from_stream",
+    "stream_chunk",
 ]
 
 _WHOLE_ARRAY_BLOCK = 1 << 18
@@ -123,6 +129,7 @@ def _run(
     settings: ProcessingSettings,
     name: str | None,
     make_consumer: Callable[[], Callable[[np.ndarray], None]],
+    max_unsorted_rows: int | None = None,
 ) -> tuple[_Summary, Callable[[np.ndarray], None]]:
     """Resample ``source`` into fresh consumers; stream if sorted, else sort in memory and redo."""
     reader = open_chunk(source, name)
@@ -135,7 +142,7 @@ def _run(
             blocks.close()  # release the first pass's file before reading again
             _close(consume, discard=True)
             consume = make_consumer()
-            summary = _resample_stream(reader, settings, consume, [_sorted_in_memory(reader)])
+            summary = _resample_stream(reader, settings, consume, [_sorted_in_memory(reader, max_unsorted_rows)])
         _close(consume)  # a background consumer finishes its queue here
     except BaseException:
         _close(consume, discard=True)
@@ -151,9 +158,19 @@ def _close(consume: Callable[[np.ndarray], None], *, discard: bool = False) -> N
         consume.close(discard=discard)
 
 
-def _sorted_in_memory(reader: ChunkReader) -> tuple[np.ndarray, np.ndarray]:
+def _sorted_in_memory(reader: ChunkReader, max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     # Unsorted chunks are the exception: they are sorted whole, in memory (documented).
-    parts = list(reader.blocks(reuse=False))
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
+    rows = 0
+    for part in reader.blocks(reuse=False):
+        rows += part[0].shape[0]
+        if max_rows is not None and rows > max_rows:
+            raise ChunkError(
+                reader.label,
+                f"timestamps are not in order and the chunk has more than {max_rows} rows: sorting it would take memory "
+                "in proportion to the chunk; upload chunks in time order, or split them",
+            )
+        parts.append(part)
     t = np.concatenate([p[0] for p in parts])
     v = np.concatenate([p[1] for p in parts])
     del parts
@@ -245,7 +262,12 @@ def band_powers(values: np.ndarray, settings: ProcessingSettings) -> tuple[list[
 
 
 def _bands(acc: WelchAccumulator, settings: ProcessingSettings) -> tuple[list[float], list[float]]:
-    _, psd = acc.psd()
+    return bands_from_state(acc.state(), settings)
+
+
+def bands_from_state(state: WelchState, settings: ProcessingSettings) -> tuple[list[float], list[float]]:
+    """``(edges, powers)`` of the series a Welch accumulator state summarises (see :func:`band_powers`)."""
+    _, psd = state.psd()
     edges = band_edges(settings.fs, settings.nperseg, settings.n_bands)
     powers = band_powers_from_psd(psd, settings.fs, settings.nperseg, settings.n_bands)
     return [float(e) for e in edges], [float(p) for p in powers]
@@ -356,12 +378,7 @@ def feature_record(
         UTC, ``Z``), fs, mean, std, min, max, gap_fraction, band_edges, band_powers, acf, settings.
     """
     validate_chunk_name(chunk_name)
-    if len(band_powers) != settings.n_bands or len(band_edges) != settings.n_bands + 1:
-        raise ValueError(
-            f"band_powers/band_edges must have n_bands={settings.n_bands} / n_bands+1 entries, got {len(band_powers)} / {len(band_edges)}"
-        )
-    if len(acf) != settings.max_lag:
-        raise ValueError(f"acf must have max_lag={settings.max_lag} entries, got {len(acf)}")
+    _check_lengths(band_edges, band_powers, acf, settings)
     x = pre.values
     summary = _Summary(pre.source, pre.t0, pre.t_end, pre.n_raw, pre.n_dropped, int(x.shape[0]), pre.gap_fraction)
     stats = (float(np.mean(x)), float(np.std(x)), float(np.min(x)), float(np.max(x)))
@@ -369,19 +386,189 @@ def feature_record(
 
 
 class _Streaming:
-    """Every accumulator of the record, fed with each resampled block."""
+    """Every accumulator of the record (and optionally the card's envelope), fed with each resampled block."""
 
-    def __init__(self, settings: ProcessingSettings) -> None:
+    def __init__(self, settings: ProcessingSettings, envelope_bins: int = 0) -> None:
         self.welch = WelchAccumulator(settings.fs, settings.nperseg)
         self.lags = LagAccumulator(settings.max_lag)
+        self.envelope = EnvelopeAccumulator(envelope_bins) if envelope_bins else None
         self.lo = math.inf
         self.hi = -math.inf
 
     def __call__(self, block: np.ndarray) -> None:
         self.welch.feed(block)
         self.lags.feed(block)
+        if self.envelope is not None:
+            self.envelope.feed(block)
         self.lo = min(self.lo, float(block.min()))
         self.hi = max(self.hi, float(block.max()))
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkSummary:
+    """Everything the record needs of a chunk but its spectrum and lags: a few numbers.
+
+    Attributes
+    ----------
+    source : str
+        File path or name the chunk came from (for error messages).
+    t0, t_end : float
+        Epoch seconds of the first and last grid point.
+    fs : float
+        Grid rate, Hz.
+    n_raw, n_dropped, n_resampled : int
+        Data rows read, rows dropped (non-finite), grid points.
+    gap_fraction : float
+        Fraction of grid points strictly inside a gap longer than ``max_gap``.
+    mean, std, min, max : float
+        Of the resampled values (``std`` is the population standard deviation).
+    """
+
+    source: str
+    t0: float
+    t_end: float
+    fs: float
+    n_raw: int
+    n_dropped: int
+    n_resampled: int
+    gap_fraction: float
+    mean: float
+    std: float
+    min: float
+    max: float
+
+    @property
+    def constant(self) -> bool:
+        return self.min == self.max
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedChunk:
+    """One streaming pass over a chunk, reduced to O(1)-sized states (independent of the chunk's length).
+
+    This is what the flow passes between its steps instead of the resampled series: the branches
+    finish ``welch`` and ``lags`` (:meth:`band_powers`, :meth:`autocorrelation`), the join builds
+    the record with :func:`record_from_stream`, and the card plots ``envelope``.
+    """
+
+    summary: ChunkSummary
+    welch: WelchState
+    lags: LagState
+    envelope: Envelope | None = None
+
+    def band_powers(self, settings: ProcessingSettings) -> tuple[list[float], list[float]]:
+        """``(edges, powers)`` as :func:`band_powers` gives them for the resampled series."""
+        return bands_from_state(self.welch, settings)
+
+    def autocorrelation(self) -> list[float]:
+        """``r_1 … r_max_lag`` as :func:`autocorrelation` gives them for the resampled series."""
+        return self.lags.autocorrelation(constant=self.summary.constant)
+
+
+def stream_chunk(
+    source: Source,
+    settings: ProcessingSettings = DEFAULT_SETTINGS,
+    *,
+    name: str | None = None,
+    threads: int = 1,
+    envelope_bins: int = 0,
+    max_unsorted_rows: int | None = None,
+) -> StreamedChunk:
+    """Read, resample and accumulate a chunk in one pass; keep only the accumulators' states.
+
+    Memory is bounded by the block size for chunks whose timestamps are non-decreasing. A chunk
+    that is not in time order is sorted in memory, which needs memory proportional to it:
+    ``max_unsorted_rows`` refuses that for chunks with more rows (a :class:`ChunkError`), so a
+    task's memory stays bounded whatever is uploaded.
+
+    Parameters
+    ----------
+    source, settings, name
+        As for :func:`preprocess`.
+    threads : int
+        As for :func:`extract_features`.
+    envelope_bins : int
+        0 (default): no envelope. Otherwise keep a min/max envelope of ``envelope_bins`` to twice as
+        many bins (:mod:`processing.envelope`), for plotting.
+    max_unsorted_rows : int, optional
+        Most rows of a chunk that is not in time order (None: no limit).
+
+    Raises
+    ------
+    ChunkError
+        Bad content, naming the file (and line).
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    if envelope_bins and (isinstance(envelope_bins, bool) or not isinstance(envelope_bins, int) or envelope_bins < 1):
+        raise ValueError(f"envelope_bins must be 0 or an integer >= 1, got {envelope_bins!r}")
+    if max_unsorted_rows is not None and (isinstance(max_unsorted_rows, bool) or max_unsorted_rows < 0):
+        raise ValueError(f"max_unsorted_rows must be None or an integer >= 0, got {max_unsorted_rows!r}")
+
+    def make_consumer() -> Callable[[np.ndarray], None]:
+        acc = _Streaming(settings, envelope_bins)
+        return BackgroundConsumer(acc) if threads > 1 else acc
+
+    with single_threaded_blas():
+        summary, consumer = _run(source, settings, name, make_consumer, max_unsorted_rows)
+        acc = consumer.inner if isinstance(consumer, BackgroundConsumer) else consumer
+        assert isinstance(acc, _Streaming)
+        lag_state = acc.lags.state()
+    std = math.sqrt(max(lag_state.denominator, 0.0) / lag_state.count)
+    return StreamedChunk(
+        ChunkSummary(
+            summary.source,
+            summary.t0,
+            summary.t_end,
+            settings.fs,
+            summary.n_raw,
+            summary.n_dropped,
+            summary.n_resampled,
+            summary.gap_fraction,
+            lag_state.mean,
+            std,
+            acc.lo,
+            acc.hi,
+        ),
+        acc.welch.state(),
+        lag_state,
+        acc.envelope.result() if acc.envelope is not None else None,
+    )
+
+
+def record_from_stream(
+    chunk_name: str,
+    summary: ChunkSummary,
+    band_edges: list[float],
+    band_powers: list[float],
+    acf: list[float],
+    settings: ProcessingSettings,
+) -> dict[str, Any]:
+    """The feature record of a streamed chunk (the flow's join), identical to :func:`extract_features`'s.
+
+    Raises
+    ------
+    ValueError
+        If the band or lag lists do not match ``settings``; :class:`ChunkError` if a feature is not finite.
+    InvalidChunkName
+        If ``chunk_name`` breaks the allow-list.
+    """
+    validate_chunk_name(chunk_name)
+    _check_lengths(band_edges, band_powers, acf, settings)
+    s = summary
+    inner = _Summary(s.source, s.t0, s.t_end, s.n_raw, s.n_dropped, s.n_resampled, s.gap_fraction)
+    return _record(chunk_name, inner, (s.mean, s.std, s.min, s.max), band_edges, band_powers, acf, settings)
+
+
+def _check_lengths(
+    band_edges: list[float], band_powers: list[float], acf: list[float], settings: ProcessingSettings
+) -> None:
+    if len(band_powers) != settings.n_bands or len(band_edges) != settings.n_bands + 1:
+        raise ValueError(
+            f"band_powers/band_edges must have n_bands={settings.n_bands} / n_bands+1 entries, got {len(band_powers)} / {len(band_edges)}"
+        )
+    if len(acf) != settings.max_lag:
+        raise ValueError(f"acf must have max_lag={settings.max_lag} entries, got {len(acf)}")
 
 
 def extract_features(
@@ -415,19 +602,7 @@ def extract_features(
     InvalidChunkName
         If ``chunk_name`` breaks the allow-list.
     """
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     validate_chunk_name(chunk_name)
-
-    def make_consumer() -> Callable[[np.ndarray], None]:
-        return BackgroundConsumer(_Streaming(settings)) if threads > 1 else _Streaming(settings)
-
-    with single_threaded_blas():
-        summary, consumer = _run(source, settings, name, make_consumer)
-    acc = consumer.inner if isinstance(consumer, BackgroundConsumer) else consumer
-    assert isinstance(acc, _Streaming)
-    edges, powers = _bands(acc.welch, settings)
-    mean, sum_sq = acc.lags.finish()
-    acf = acc.lags.result(constant=acc.lo == acc.hi)
-    std = math.sqrt(max(sum_sq, 0.0) / acc.lags.count)
-    return _record(chunk_name, summary, (mean, std, acc.lo, acc.hi), edges, powers, acf, settings)
+    streamed = stream_chunk(source, settings, name=name, threads=threads)
+    edges, powers = streamed.band_powers(settings)
+    return record_from_stream(chunk_name, streamed.summary, edges, powers, streamed.autocorrelation(), settings)

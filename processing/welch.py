@@ -8,13 +8,28 @@ tail is carried across blocks, so feeding a series in any blocking gives the sam
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.signal
+from dataclasses import dataclass
 
-__all__ = ["WelchAccumulator", "band_edges", "band_powers_from_psd"]
+import numpy as np
+
+__all__ = ["WelchAccumulator", "WelchState", "band_edges", "band_powers_from_psd", "hann", "welch_psd"]
 
 # Segments per FFT batch: big enough for batched FFT speed, small enough to stay in cache.
 _BATCH = 128
+
+
+def hann(n: int) -> np.ndarray:
+    """The periodic ("DFT-even") Hann window of ``n`` points, bit for bit ``scipy.signal.get_window("hann", n)``.
+
+    scipy builds it as the symmetric window of ``n + 1`` points without its last one, as
+    ``0.5 + 0.5 cos(x)`` over ``linspace(-pi, pi, n + 1)``: the same operations here give the same
+    floats, without importing scipy (~2 s of every task's start-up on a small pod).
+    """
+    if n < 1:
+        raise ValueError(f"window length must be >= 1, got {n!r}")
+    if n == 1:
+        return np.ones(1)  # scipy's special case
+    return (0.5 + 0.5 * np.cos(np.linspace(-np.pi, np.pi, n + 1)))[:-1]
 
 
 class WelchAccumulator:
@@ -34,7 +49,7 @@ class WelchAccumulator:
         self.fs = float(fs)
         self.nperseg = int(nperseg)
         self.step = self.nperseg - self.nperseg // 2
-        self.window = scipy.signal.get_window("hann", self.nperseg)
+        self.window = hann(self.nperseg)
         self.n_segments = 0
         self._power = np.zeros(2 * (self.nperseg // 2 + 1))
         self._work: np.ndarray | None = None  # reused batch buffers: windowed segments, spectra
@@ -93,15 +108,51 @@ class WelchAccumulator:
         """
         if not self.n_segments:
             raise ValueError(f"nperseg={self.nperseg} is larger than the series; need at least nperseg samples")
-        scale = 1.0 / (self.fs * float((self.window * self.window).sum()))
-        psd = (self._power[0::2] + self._power[1::2]) * (scale / self.n_segments)
-        # One-sided: double every bin but DC and (for even nperseg) Nyquist.
-        if self.nperseg % 2:
-            psd[1:] *= 2
-        else:
-            psd[1:-1] *= 2
-        freqs = np.arange(psd.shape[0]) * (self.fs / self.nperseg)
-        return freqs, psd
+        return welch_psd(self._power, self.n_segments, self.fs, self.window)
+
+    def state(self) -> WelchState:
+        """The accumulated sums, O(nperseg) whatever the series length: enough for :meth:`WelchState.psd`."""
+        return WelchState(self.fs, self.nperseg, self.n_segments, self._power.copy())
+
+
+@dataclass(frozen=True, eq=False)
+class WelchState:
+    """What a :class:`WelchAccumulator` holds once fed: a small, picklable summary of a whole series.
+
+    Attributes
+    ----------
+    fs, nperseg : float, int
+        As given to the accumulator.
+    n_segments : int
+        Segments accumulated.
+    power : numpy.ndarray
+        Σ over segments of ``|rfft(segment)|²``, real and imaginary parts interleaved.
+    """
+
+    fs: float
+    nperseg: int
+    n_segments: int
+    power: np.ndarray
+
+    def psd(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(frequencies, psd)``, equal to :meth:`WelchAccumulator.psd` of the accumulator it came from."""
+        if not self.n_segments:
+            raise ValueError(f"nperseg={self.nperseg} is larger than the series; need at least nperseg samples")
+        return welch_psd(self.power, self.n_segments, self.fs, hann(self.nperseg))
+
+
+def welch_psd(power: np.ndarray, n_segments: int, fs: float, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's one-sided density from the summed segment power spectra."""
+    nperseg = window.shape[0]
+    scale = 1.0 / (fs * float((window * window).sum()))
+    psd = (power[0::2] + power[1::2]) * (scale / n_segments)
+    # One-sided: double every bin but DC and (for even nperseg) Nyquist.
+    if nperseg % 2:
+        psd[1:] *= 2
+    else:
+        psd[1:-1] *= 2
+    freqs = np.arange(psd.shape[0]) * (fs / nperseg)
+    return freqs, psd
 
 
 def band_edges(fs: float, nperseg: int, n_bands: int) -> np.ndarray:

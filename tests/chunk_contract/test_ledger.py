@@ -22,14 +22,17 @@ from chunk_contract.ledger import (
     ClaimAttempt,
     Ledger,
     Manifest,
+    RunReport,
     claim_entity,
     claim_from_entity,
     claim_keys,
     classify,
+    latency_summary,
     manifest_entity,
     manifest_from_entity,
     manifest_keys,
     open_ledger,
+    run_keys,
 )
 from chunk_contract.names import InvalidChunkName, validate_chunk_name
 from chunk_contract.versions import ChunkVersion
@@ -682,3 +685,88 @@ def test_a_missing_row_is_answered_with_none(ledger: Ledger) -> None:
     ghost = replace(_manifest("sensor-batch-ghost"), entity_etag=read.entity_etag)
     assert ledger.set_manifest_state(ghost, "accepted") is None
     assert ledger.get_manifest("sensor-batch-ghost") is None
+
+
+# ============================================================================ latency and run reports
+
+
+def test_outcome_latency_is_from_the_event_time_else_the_upload_else_first_sight(ledger: Ledger) -> None:
+    with_event = _version("sensor-1/a.csv")
+    _claim(ledger, with_event, "wf-a", event_time=T0 - timedelta(seconds=30), now=T0)
+    done = ledger.record_outcome(
+        with_event, state="processed", run="r/1", reason=None, now=T0 + timedelta(seconds=90), uploaded_at=T0
+    )
+    assert done.outcome_latency_s == pytest.approx(120.0)
+
+    uploaded = _version("sensor-1/b.csv")
+    _claim(ledger, uploaded, "wf-b", now=T0)
+    done = ledger.record_outcome(
+        uploaded, state="failed", run="r/1", reason="bad", now=T0 + timedelta(seconds=90), uploaded_at=T0 - OLD
+    )
+    assert done.outcome_latency_s == pytest.approx(90.0 + OLD.total_seconds())
+
+    seen = _version("sensor-1/c.csv")
+    _claim(ledger, seen, "wf-c", now=T0)
+    done = ledger.record_outcome(seen, state="processed", run="r/1", reason=None, now=T0 + timedelta(seconds=5))
+    assert done.outcome_latency_s == pytest.approx(5.0)
+    stored = ledger.latest(seen)
+    assert stored is not None and stored.outcome_latency_s == pytest.approx(5.0)
+    assert stored.as_dict()["outcome_latency_s"] == pytest.approx(5.0)
+
+
+def test_run_reports_round_trip_and_are_found_by_their_window(ledger: Ledger) -> None:
+    day = timedelta(days=1)
+    reports = [
+        RunReport("SensorProcessingFlow", "17", "event", T0 - 3 * day, T0 - 3 * day + YOUNG, processed=4),
+        RunReport(
+            "SensorProcessingFlow",
+            "argo-sensorprocessingflow-x7k2p",
+            "fallback",
+            T0 - day,
+            T0 - day + OLD,
+            processed=9,
+            failed=1,
+            set_aside=1,
+            recovered=3,
+            latency_count=10,
+            latency_p50_s=61.5,
+            latency_p95_s=3600.0,
+            latency_max_s=4000.0,
+        ),
+        RunReport("SensorProcessingFlow", "19", "event", T0, T0 + YOUNG, skipped_up_to_date=2),
+    ]
+    for report in reports:
+        ledger.record_run(report)
+    ledger.record_run(reports[1])  # a retried join writes the same run again: still one report
+    assert ledger.runs(T0 - 4 * day, T0 + day) == reports
+    assert ledger.runs(T0 - 2 * day, T0 + day) == reports[1:]
+    assert ledger.runs(T0 - day + OLD, T0 + day) == reports[2:]
+    assert ledger.runs(T0 - 10 * day, T0 - 5 * day) == []
+
+
+def test_run_keys_are_valid_for_any_run_id() -> None:
+    for run_id in ("17", "argo-sensorprocessingflow-x7k2p", "a/b#c?d", "", "x" * 500):
+        partition, row = run_keys("SensorProcessingFlow", run_id, T0)
+        assert partition == "r20261122"
+        assert _key_is_valid(row)
+    assert run_keys("F", "a/b", T0) != run_keys("F", "a#b", T0)
+
+
+def test_runs_on_a_missing_table_is_empty_with_auto_create(azurite: Azurite) -> None:
+    name = "nol" + uuid.uuid4().hex[:12]
+    ledger = open_ledger(azurite.connection_string, table_name=name, auto_create=True)
+    assert ledger.runs(T0 - timedelta(days=1), T0) == []
+
+
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), max_size=50))
+def test_latency_summary_matches_numpys_linear_percentiles(values: list[float]) -> None:
+    import numpy as np
+
+    count, p50, p95, top = latency_summary(values)
+    assert count == len(values)
+    if not values:
+        assert (p50, p95, top) == (None, None, None)
+        return
+    assert p50 == pytest.approx(float(np.percentile(values, 50)), rel=1e-12, abs=1e-9)
+    assert p95 == pytest.approx(float(np.percentile(values, 95)), rel=1e-12, abs=1e-9)
+    assert top == max(values)

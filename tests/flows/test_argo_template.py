@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from function_app.settings import Settings
 from function_app.submission import Submission, decide
 from localdev.local_backend import PARAMETER_TYPES, decode_parameters
 from tests.flows.argo_compile import compile_template, compiler_env, https_azurite
-from tests.flows.conftest import FLOW_FILE
+from tests.flows.conftest import FLOW_FILE, REPO_ROOT
 from tests.flows.metaflow_trigger import metaflow_trigger_parameters
 from tests.flows.pod_decoding import init_command_reads, start_exports
 
@@ -201,6 +202,9 @@ def test_code_package_carries_the_flow_helpers_and_the_processing_library(compil
         "chunk_contract/records.py",
         "chunk_contract/versions.py",
         "chunk_contract/naming.py",
+        "chunk_contract/ledger.py",
+        "card_selection.py",
+        "ledger_io.py",
     ]:
         assert expected in names, f"{expected} missing from the code package: {sorted(names)[:40]}"
     if (FLOW_FILE.parent / "processing" / "features.py").exists():
@@ -233,8 +237,52 @@ def test_conda_base_only_under_environment_conda(monkeypatch: pytest.MonkeyPatch
         )
     )
     (deco,) = conda["conda_base"]
-    assert deco.attributes["libraries"]["numpy"] == "2.4.6"
     assert deco.attributes["python"].startswith("3.11")
+    # The base holds what every step needs (the Azure SDKs, which Metaflow's Azure datastore uses too);
+    # numpy only where chunks are processed, matplotlib only where the card is drawn, scipy nowhere.
+    assert set(deco.attributes["libraries"]) == {"azure-storage-blob", "azure-identity", "azure-data-tables"}
+
+
+def _step_libraries(module: ModuleType) -> dict[str, dict[str, str] | None]:
+    flow = module.SensorProcessingFlow
+    out: dict[str, dict[str, str] | None] = {}
+    for name in ("start", "preprocess", "filter_bank", "lags", "join", "end"):
+        decos = [d for d in getattr(flow, name).decorators if d.name == "conda"]
+        out[name] = decos[0].attributes["libraries"] if decos else None
+    return out
+
+
+def test_each_step_gets_only_the_libraries_it_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = _step_libraries(_import_flow(monkeypatch, ["flow.py", "run"], {}))
+    assert set(plain.values()) == {None}  # no @conda without --environment=conda (Metaflow would refuse)
+    steps = _step_libraries(
+        _import_flow(
+            monkeypatch, ["flow.py", "--environment=conda", "argo-workflows", "create"], {"SENSOR_CONDA_NUMPY": "2.4.6"}
+        )
+    )
+    assert steps["start"] is None
+    for name in ("preprocess", "filter_bank", "lags", "join"):
+        assert steps[name] == {"numpy": "2.4.6"}, name
+    assert steps["end"] == {"numpy": "2.4.6", "matplotlib-base": "3.11.2"}
+
+
+def test_no_step_imports_scipy_or_matplotlib_it_does_not_need() -> None:
+    """Each step's imports, run in a fresh interpreter as a pod would: scipy never, matplotlib only in end."""
+    code = """
+import sys
+sys.path.append("flows")
+sys.argv = ["flow.py", "run"]
+import importlib.util
+spec = importlib.util.spec_from_file_location("f", "flows/sensor_processing_flow.py")
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+import chunk_store, card_selection, fallback, flow_parameters, ledger_io  # what start .. join import
+import processing.features, processing.allocator, chunk_contract.ledger, chunk_contract.records
+print(sorted(k for k in ("scipy", "matplotlib") if k in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_cron_comes_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -132,7 +132,8 @@ def test_the_card_lists_skipped_chunks_with_their_record() -> None:
     render_card(
         card,
         summary={"mode": "event", "processed": 0, "failed": 0, "skipped_up_to_date": 2, "forced": False},
-        preprocessed={},
+        summaries={},
+        envelopes={},
         bands={},
         acfs={},
         failures={},
@@ -159,7 +160,8 @@ def test_the_card_says_when_force_was_used() -> None:
     render_card(
         card,
         summary={"mode": "event", "processed": 0, "failed": 0, "skipped_up_to_date": 0, "forced": True},
-        preprocessed={},
+        summaries={},
+        envelopes={},
         bands={},
         acfs={},
         failures={},

@@ -39,6 +39,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from metaflow import Runner
 
 from chunk_contract.records import error_blob_name, normalize_etag, result_blob_name
+from chunk_contract.versions import ChunkVersion
 from localdev.azurite import Azurite
 from tests.flows.conftest import FLOW_FILE, REPO_ROOT
 
@@ -200,8 +201,19 @@ def test_event_run_writes_the_cli_result_and_an_error_record(scenario: Scenario)
     assert error["reason"].startswith("sensor-1/bad.csv: line 3:") and "not-a-number" in error["reason"]
     assert error_meta["record_kind"] == "error" and error_meta["run_id"] == run.id
     end = run["end"].task.data
-    assert end.summary == {"mode": "event", "processed": 1, "failed": 1, "skipped_up_to_date": 0, "forced": False}
+    assert counts(end.summary) == {
+        "mode": "event",
+        "processed": 1,
+        "failed": 1,
+        "skipped_up_to_date": 0,
+        "forced": False,
+    }
     assert end.skipped == {} and set(end.chunk_etags) == {"sensor-1/a.csv", "sensor-1/bad.csv"}
+
+
+def counts(summary: dict[str, Any]) -> dict[str, Any]:
+    """The run summary without its latency figures (checked in test_every_run_reports_...)."""
+    return {k: v for k, v in summary.items() if k != "latency_s"}
 
 
 def etag_of(scenario: Scenario, name: str) -> str:
@@ -224,7 +236,13 @@ def test_an_event_run_skips_chunks_whose_result_or_error_record_is_up_to_date(sc
     assert end.skipped_states[a] == {"status": "processed", "run_pathspec": first.pathspec, "reason": None}
     assert end.skipped_states[bad]["status"] == "failed"
     assert end.skipped_states[bad]["reason"].startswith("sensor-1/bad.csv: line 3:")
-    assert end.summary == {"mode": "event", "processed": 0, "failed": 0, "skipped_up_to_date": 2, "forced": False}
+    assert counts(end.summary) == {
+        "mode": "event",
+        "processed": 0,
+        "failed": 0,
+        "skipped_up_to_date": 2,
+        "forced": False,
+    }
     assert end.chunk_etags == {}  # nothing was processed: no chunk version ran twice
     assert "skipped 2 chunk(s) already up to date" in executing.stdout + executing.stderr
     # Nothing rewritten (blob ETags of every record unchanged).
@@ -240,7 +258,13 @@ def test_an_event_run_processes_the_stale_chunk_and_skips_the_up_to_date_one(sce
     assert run["start"].task.data.targets == [c]
     end = run["end"].task.data
     assert end.skipped == {a: etag_of(scenario, a)}
-    assert end.summary == {"mode": "event", "processed": 1, "failed": 0, "skipped_up_to_date": 1, "forced": False}
+    assert counts(end.summary) == {
+        "mode": "event",
+        "processed": 1,
+        "failed": 0,
+        "skipped_up_to_date": 1,
+        "forced": False,
+    }
     assert {k: normalize_etag(v) for k, v in end.chunk_etags.items()} == {c: etag_of(scenario, c)}
     before, after = scenario.snapshots["fallback3"], scenario.snapshots["event_mixed"]
     assert before[result_blob_name(c)][1]["chunk_etag"] != etag_of(scenario, c)  # it was stale
@@ -258,7 +282,13 @@ def test_force_processes_up_to_date_chunks_again(scenario: Scenario) -> None:
     assert run["start"].task.data.targets == [a, c]
     end = run["end"].task.data
     assert end.skipped == {}
-    assert end.summary == {"mode": "event", "processed": 2, "failed": 0, "skipped_up_to_date": 0, "forced": True}
+    assert counts(end.summary) == {
+        "mode": "event",
+        "processed": 2,
+        "failed": 0,
+        "skipped_up_to_date": 0,
+        "forced": True,
+    }
     assert {k: normalize_etag(v) for k, v in end.chunk_etags.items()} == {
         a: etag_of(scenario, a),
         c: etag_of(scenario, c),
@@ -341,6 +371,7 @@ def test_fallback_takes_the_oldest_missing_within_the_flood_guard(scenario: Scen
         "already_failed": 1,
         "claimed": 2,  # in the ledger, for this run: nothing else held them
         "held_by_another_claim": 0,
+        "never_claimed": 2,  # no event path had claimed them: recovered by the fallback
     }
     assert "fallback: 3 chunk(s) found missing" in executing.stdout + executing.stderr
     new = scenario.snapshots["fallback1"].keys() - scenario.snapshots["event"].keys()
@@ -393,11 +424,54 @@ def test_a_second_fallback_run_does_nothing_even_with_force(scenario: Scenario) 
         "already_failed": 1,
         "claimed": 0,
         "held_by_another_claim": 0,
+        "never_claimed": 0,
     }
     assert run["end"].task.data.summary["processed"] == 0
     assert {k: v[2] for k, v in scenario.snapshots["fallback3"].items()} == {
         k: v[2] for k, v in scenario.snapshots["fallback2"].items()
     }
+
+
+def test_every_run_reports_its_counts_and_latency_in_artifacts_and_the_ledger(scenario: Scenario) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chunk_contract.ledger import open_ledger
+
+    ledger = open_ledger(scenario.env["SENSOR_STORAGE"])
+    reports = {r.run_id: r for r in ledger.runs(datetime.now(UTC) - timedelta(hours=2))}
+    expected = {
+        # label: (mode, processed, failed, skipped, set_aside, recovered)
+        "event": ("event", 1, 1, 0, 1, 0),
+        "event_again": ("event", 0, 0, 2, 0, 0),
+        "fallback1": ("fallback", 2, 1, 0, 1, 2),
+        "fallback2": ("fallback", 4, 0, 0, 0, 4),
+        "fallback3": ("fallback", 0, 0, 0, 0, 0),
+        "event_mixed": ("event", 1, 0, 1, 0, 0),
+    }
+    for label, (mode, processed, failed, skipped, set_aside, recovered) in expected.items():
+        run = succeeded(scenario.runs[label])
+        end = run["end"].task.data
+        report = reports[run.id]
+        got = (report.mode, report.processed, report.failed, report.skipped_up_to_date, report.set_aside)
+        assert (*got, report.recovered) == (mode, processed, failed, skipped, set_aside, recovered), label
+        assert end.report == report.as_dict(), label
+        # Upload -> result per recorded chunk version (not for the stray name set aside in start).
+        recorded = {n for n in end.records} | {n for n, f in end.failures.items() if f["step"] != "start"}
+        assert set(end.latencies) == recorded, label
+        assert report.latency_count == len(recorded), label
+        if recorded:
+            assert report.finished_at > report.started_at
+            age = (report.finished_at - datetime.now(UTC)).total_seconds()
+            for name, seconds in end.latencies.items():
+                # A chunk was uploaded before its run, and no chunk here is older than the scenario.
+                assert 0.0 <= seconds <= 600.0 + abs(age), (label, name)
+            assert report.latency_max_s == max(end.latencies.values())
+            assert report.latency_p50_s is not None and report.latency_p50_s <= report.latency_max_s
+            assert end.summary["latency_s"]["count"] == len(recorded)
+        for name in end.records if label == "fallback2" else ():  # chunks no later run processed again
+            claim = ledger.latest(ChunkVersion.of(scenario.chunks.container_name, name, end.chunk_etags[name]))
+            assert claim is not None and claim.outcome_run == run.pathspec, (label, name)
+            assert claim.outcome_latency_s == pytest.approx(end.latencies[name]), (label, name)
 
 
 def test_no_run_prints_the_connection_string(scenario: Scenario) -> None:
