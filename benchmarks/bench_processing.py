@@ -234,7 +234,18 @@ def _whole_process(path: Path, repeat: int) -> dict[str, float]:
     """
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     commands = {
+        # The CLI's defaults (two threads when 2+ CPUs are available), and pinned to one thread.
         "cli": [sys.executable, "-m", "processing", str(path), "--chunk-name", "bench/synthetic.npy"],
+        "cli_1_thread": [
+            sys.executable,
+            "-m",
+            "processing",
+            str(path),
+            "--chunk-name",
+            "bench/synthetic.npy",
+            "--threads",
+            "1",
+        ],
         "reference": [sys.executable, "-m", "benchmarks.bench_processing", "--child-reference", str(path)],
     }
     best: dict[str, float] = {}
@@ -245,7 +256,9 @@ def _whole_process(path: Path, repeat: int) -> dict[str, float]:
             out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
             best[label] = min(best.get(label, math.inf), time.perf_counter() - start)
             outputs[label] = json.loads(out.stdout)
-    best["problems"] = len(_compare(outputs["cli"], outputs["reference"]))
+    best["problems"] = len(_compare(outputs["cli"], outputs["reference"])) + len(
+        _compare(outputs["cli_1_thread"], outputs["reference"])
+    )
     return best
 
 
@@ -348,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             print("  results identical within tolerances (band powers 1e-9 rel, acf 1e-9 abs, statistics 1e-9 rel)")
     w = _whole_process(path, args.repeat)
     print(
-        f"whole process (separate processes, imports and start-up included): python -m processing {w['cli']:.2f} s,"
-        f" reference {w['reference']:.2f} s, ratio {w['reference'] / w['cli']:.2f}x"
+        f"whole process (separate processes, imports and start-up included): python -m processing {w['cli']:.2f} s"
+        f" (--threads 1: {w['cli_1_thread']:.2f} s), reference {w['reference']:.2f} s,"
+        f" ratio {w['reference'] / w['cli']:.2f}x (--threads 1: {w['reference'] / w['cli_1_thread']:.2f}x)"
         + ("" if not w["problems"] else "  RESULTS DIFFER")
     )
     failed = failed or bool(w["problems"])

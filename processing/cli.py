@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from processing.settings import ProcessingSettings
 
-__all__ = ["main"]
+__all__ = ["default_threads", "main"]
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -73,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="2 overlaps reading/resampling with the spectral and lag work on a second thread; results are identical (default: %(default)s)",
+        help="2 overlaps reading/resampling with the spectral and lag work on a second thread; results are identical (default: 2 when this process may use 2 or more CPUs, else 1)",
     )
     p.add_argument(
         "--chunk-name",
@@ -84,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
         help="chunk (blob) name for the record; its first path segment is the sensor id (default: the file's base name)",
     )
     return p
+
+
+def default_threads() -> int:
+    """2 when this process may run on 2 or more CPUs (its affinity mask, e.g. a container's cpuset), else 1.
+
+    The pass has two stages (read + resample, then Welch + lags + statistics), so a third thread
+    adds nothing.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    if args.threads is None:
+        args.threads = default_threads()
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     keep_freed_memory()  # block-sized temporaries are reused instead of page-faulted in again

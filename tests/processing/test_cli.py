@@ -138,3 +138,12 @@ def test_python_dash_m_processing_end_to_end(chunk: Path, tmp_path: Path) -> Non
     )
     assert failed.returncode == 2 and failed.stdout == ""
     assert failed.stderr.count("\n") == 1 and str(garbage) in failed.stderr
+
+
+def test_threads_default_follows_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from processing import cli
+
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cli.default_threads() == 2
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0})
+    assert cli.default_threads() == 1
