@@ -12,7 +12,8 @@
    each workflow as a local Metaflow run;
 4. runs the cron fallback once (``chunks=[]``), which picks up anything the events missed;
 5. prints one row per chunk (sensor, samples, dominant band, lag-1 autocorrelation, status, run),
-   the answer of ``GET /api/chunks/{name}`` for one chunk, and where the Metaflow cards are;
+   the answer of ``GET /api/chunks/{name}`` for one chunk, where the Metaflow cards are, and writes
+   the fleet health page (``sensorctl health --html``) to ``.demo/health.html``;
 6. stops Azurite and removes its data. Metaflow's runs and cards stay in ``.demo/`` (reported).
 """
 
@@ -251,6 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in sorted(runs, key=lambda r: int(r.rsplit("/", 1)[-1]) if r.rsplit("/", 1)[-1].isdigit() else 0):
             for path in _card_paths(sysroot, run):
                 print(f"  {run}: {_shown(path)}")
+
+        # The fleet health page of `sensorctl health --html`, from this demo's ledger, results and queue.
+        from sensorctl.health_sources import write_health_page
+
+        health_page = workdir / "health.html"
+        health = write_health_page(health_page, get_settings())
+        print(f"\nFleet health page (sensorctl health --html): {_shown(health_page)}")
+        print(f"  status: {health.status}" + (f" ({'; '.join(health.reasons)})" if health.reasons else ""))
     print(
         f"\nAzurite stopped and its data removed. Metaflow runs and cards stay in {_shown(workdir)}/ "
         f"(rm -rf {_shown(workdir)} to clean). Done in {time.monotonic() - started:.0f} s."

@@ -1,9 +1,11 @@
-"""The ``sensorctl`` command line: thin argparse handlers over ``function_app.status`` and ``sensorctl.backfill``.
+"""The ``sensorctl`` command line: thin argparse handlers over ``function_app.status``, ``sensorctl.backfill``
+and ``sensorctl.health``.
 
 Settings are the function app's own (``SENSOR_STORAGE``, ``SENSOR_CONTAINER``, ``SUBMIT_BACKEND``,
 ``ARGO_*``; see ``function_app/settings.py``), so the command line submits and looks up exactly like
 the deployed app. Exit codes: 0 done, 1 the operation failed (not found, unreachable, a batch
-failed), 2 bad input or configuration.
+failed), 2 bad input or configuration; ``health --fail-on-attention`` exits 3 when the report needs
+attention.
 """
 
 from __future__ import annotations
@@ -58,6 +60,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="also chunks with an up-to-date record or a running workflow (new run names)",
     )
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    health = sub.add_parser(
+        "health",
+        help="per-sensor and fleet health from the ledger, results, queue and Argo (table, --json, --html)",
+        description=(
+            "Chunks processed, failed and pending per sensor in a window, the oldest unprocessed chunk, "
+            "upload -> result latency, silent sensors; fleet totals, queue and Argo. Exit codes: 0 report "
+            "written (healthy or not), 1 a source could not be read or the page not written, 2 bad input, "
+            "3 attention needed (only with --fail-on-attention). See docs/health.md."
+        ),
+    )
+    health.add_argument("--window", default="24h", help="how far back: 90m, 24h, 7d, 1h30m ... (default 24h)")
+    health.add_argument("--container", help="chunk container (default: SENSOR_CONTAINER or sensor-data)")
+    health.add_argument("--json", action="store_true", help="print the report as JSON (schema sensorctl.health/1)")
+    health.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with plots to FILE")
+    health.add_argument("--stuck-after", default="1h", help="a pending chunk older than this is stuck (default 1h)")
+    health.add_argument(
+        "--silent-factor",
+        type=float,
+        default=3.0,
+        help="silent: no chunk for longer than this many times the sensor's median interval (default 3)",
+    )
+    health.add_argument(
+        "--silent-min",
+        default="10m",
+        help="... and for at least this long, whatever the interval (default 10m; bursts of uploads seconds apart)",
+    )
+    health.add_argument(
+        "--plot-sensors",
+        type=int,
+        default=12,
+        help="sensors plotted on the page: the worst / most drifting N (default 12)",
+    )
+    health.add_argument(
+        "--max-records-per-sensor",
+        type=int,
+        default=200,
+        help="feature records read per sensor for the page's trends, newest first; 0: none (default 200)",
+    )
+    health.add_argument(
+        "--fail-on-attention", action="store_true", help="exit 3 when the report needs attention (cron, CI)"
+    )
+    health.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     from sensorctl.doctor import add_parsers
 
@@ -189,6 +234,58 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if summary.failed_batches else 0
 
 
+def cmd_health(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from sensorctl.health import format_table, parse_duration
+    from sensorctl.health_sources import HealthSourceError, collect_report
+
+    window = parse_duration("--window", args.window)
+    stuck_after = parse_duration("--stuck-after", args.stuck_after)
+    silent_min = parse_duration("--silent-min", args.silent_min)
+    if not args.silent_factor > 1:
+        raise UsageError(f"--silent-factor {args.silent_factor:g} must be more than 1")
+    if not 1 <= args.plot_sensors <= 200:
+        raise UsageError(f"--plot-sensors {args.plot_sensors} must be between 1 and 200")
+    if not 0 <= args.max_records_per_sensor <= 10000:
+        raise UsageError(f"--max-records-per-sensor {args.max_records_per_sensor} must be between 0 and 10000")
+    page = Path(args.html) if args.html else None
+    if page is not None and not page.parent.is_dir():
+        raise UsageError(f"--html {args.html!r}: the directory {str(page.parent)!r} does not exist")
+    settings = _settings()
+    container = _container(args, settings)
+    try:
+        report = collect_report(
+            settings,
+            container=container,
+            window=window,
+            stuck_after=stuck_after,
+            silent_factor=args.silent_factor,
+            silent_min=silent_min,
+            read_records=page is not None and args.max_records_per_sensor > 0,
+            max_records_per_sensor=args.max_records_per_sensor,
+            progress=not args.no_progress,
+        )
+    except HealthSourceError as exc:
+        print(f"sensorctl health: {exc}", file=sys.stderr)
+        return 1
+    if page is not None:
+        from sensorctl.health_html import write_page
+
+        try:
+            write_page(report, page, plot_sensors=args.plot_sensors)
+        except OSError as exc:
+            print(f"sensorctl health: could not write --html {args.html!r}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2), file=out)
+    else:
+        print(format_table(report), file=out)
+        if page is not None:
+            print(f"\npage: {page}", file=out)
+    return 3 if args.fail_on_attention and report.status != "ok" else 0
+
+
 def _claimed_workflow(book: Any, container: str, candidate: Any) -> dict[str, Any] | None:
     """The ledger's view of a candidate, shaped like an Argo workflow for ``plan_backfill``'s in-flight check.
 
@@ -217,7 +314,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sensorctl.doctor import cmd_cron_forbid, cmd_doctor
 
-    handlers = {"status": cmd_status, "backfill": cmd_backfill, "doctor": cmd_doctor, "cron-forbid": cmd_cron_forbid}
+    handlers = {
+        "status": cmd_status,
+        "backfill": cmd_backfill,
+        "health": cmd_health,
+        "doctor": cmd_doctor,
+        "cron-forbid": cmd_cron_forbid,
+    }
     handler = handlers[args.command]
     try:
         return handler(args, out)

@@ -61,6 +61,11 @@ def test_demo_runs_end_to_end_and_cleans_up(
     assert "1 duplicate suppressed by the ledger, 0 new workflow(s)" in out
     assert '"status": "failed"' in out  # the GET /api/chunks answer for the bad chunk
     assert '"state": "failed"' in out and '"path": "blob"' in out  # ... with its claim from the ledger
-    cards = [line for line in out.splitlines() if line.strip().endswith(".html")]
+    cards = [line for line in out.splitlines() if line.strip().endswith(".html") and "health" not in line]
     assert len(cards) == 1 and all(Path(c.split(": ", 1)[1]).exists() for c in cards)
+    # The fleet health page, from the demo's own ledger and results: one sensor, one processed, one failed.
+    (health_line,) = [line for line in out.splitlines() if line.startswith("Fleet health page")]
+    page = Path(health_line.split(": ", 1)[1]).read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page and "sensor-001" in page
+    assert "status: attention" in out and "failed" in out.split("status: attention", 1)[1].splitlines()[0]
     assert len(started) == 1 and started[0]._proc is None  # Azurite stopped
