@@ -99,8 +99,10 @@ class Sampler:
                         continue
                     entry = self.procs.get(p.pid)
                     if entry is None:
-                        label = _step_of(p.cmdline()) or ("runtime" if p.pid == self.root else p.name())
-                        entry = self.procs[p.pid] = _Proc(label, now, now)
+                        entry = self.procs[p.pid] = _Proc("", now, now)
+                    if entry.label not in STEPS:
+                        # Seen between fork and exec, a task still has its parent's command line: look again.
+                        entry.label = _step_of(p.cmdline()) or ("runtime" if p.pid == self.root else p.name())
                     entry.last = now
                     entry.hwm = max(entry.hwm, hwm)
                 except psutil.Error:
