@@ -91,3 +91,8 @@ lock:
 
 clean:
 	rm -rf .venv .venv-af122 .venv-checks node_modules .pytest_cache .mypy_cache .ruff_cache .metaflow .demo .bench
+
+# One fallback sweep (SENSOR_CHUNK_LAYOUT) vs the full listing, with 2k/20k/100k chunks of history on Azurite.
+.PHONY: bench-fallback
+bench-fallback: setup
+	$(PY) -m benchmarks.bench_fallback

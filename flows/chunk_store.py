@@ -7,13 +7,21 @@ from datetime import datetime
 from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobProperties, BlobServiceClient
 from fallback import ChunkListing, RecordIndex, index_records
 from flow_settings import FlowSettings
 
 from chunk_contract.records import blob_service_client
 
-__all__ = ["DownloadedChunk", "connect", "download_chunk", "ensure_container", "list_chunks", "list_records"]
+__all__ = [
+    "DownloadedChunk",
+    "chunk_listing",
+    "connect",
+    "download_chunk",
+    "ensure_container",
+    "list_chunks",
+    "list_records",
+]
 
 
 def connect(settings: FlowSettings) -> BlobServiceClient:
@@ -29,12 +37,14 @@ def ensure_container(service: BlobServiceClient, name: str) -> None:
         pass
 
 
+def chunk_listing(blob: BlobProperties) -> ChunkListing:
+    """A listed blob as the fallback sees it: name, ETag, last-modified time, size in bytes."""
+    return ChunkListing(name=blob.name, etag=blob.etag, last_modified=blob.last_modified, size=blob.size or 0)
+
+
 def list_chunks(service: BlobServiceClient, container: str) -> list[ChunkListing]:
-    """Every blob of the chunk container with its ETag and last-modified time (one paged listing)."""
-    return [
-        ChunkListing(name=b.name, etag=b.etag, last_modified=b.last_modified)
-        for b in service.get_container_client(container).list_blobs()
-    ]
+    """Every blob of the chunk container with its ETag, last-modified time and size (one paged listing)."""
+    return [chunk_listing(b) for b in service.get_container_client(container).list_blobs()]
 
 
 def list_records(service: BlobServiceClient, results_container: str) -> dict[str, RecordIndex]:

@@ -34,12 +34,18 @@ DEPLOY_ENV_VARS = (
     "SENSOR_RESULTS_CONTAINER",
     "SENSOR_FALLBACK_GRACE_SECONDS",
     "SENSOR_FALLBACK_MAX_CHUNKS",
+    "SENSOR_FALLBACK_MAX_BYTES",
+    "SENSOR_FALLBACK_LOOKBACK_HOURS",
+    "SENSOR_FALLBACK_LIST_WARN",
+    "SENSOR_CHUNK_LAYOUT",
     "SENSOR_FS",
     "SENSOR_NPERSEG",
     "SENSOR_N_BANDS",
     "SENSOR_MAX_LAG",
     "SENSOR_MAX_GAP",
     "SENSOR_CARD_MAX_CHUNKS",
+    "SENSOR_CARD_ENVELOPE_BINS",
+    "SENSOR_MAX_UNSORTED_ROWS",
     "SENSOR_LEDGER_TABLE",
     "SENSOR_CLAIM_STALE_SECONDS",
     "SENSOR_FALLBACK_RECLAIM_SECONDS",
@@ -76,13 +82,37 @@ class FlowSettings:
     fallback_max_chunks : int
         ``SENSOR_FALLBACK_MAX_CHUNKS``, default 100: flood guard, at most this many chunks per
         fallback run (the oldest first; the rest wait for the next run).
+    fallback_max_bytes : int
+        ``SENSOR_FALLBACK_MAX_BYTES``, default 8 GiB (8589934592): flood guard by size, the oldest
+        chunks are taken while their total stays within it (always at least one). One fallback run
+        downloads and streams every chunk it takes in one ``preprocess`` pod, one chunk on disk at
+        a time; at a pessimistic 10 MB/s end to end (processing alone streams CSV at ~80 MB/s on
+        one core here) 8 GiB takes about 14 min, well inside the hourly slot and the 2 h deadline.
+    chunk_layout : str
+        ``SENSOR_CHUNK_LAYOUT``, default empty: where chunks sit by time, e.g.
+        ``{sensor}/{yyyy}/{mm}/{dd}/`` (see ``chunk_layout.py``). Set, a fallback run lists only the
+        lookback window's prefixes; empty, it lists both containers whole.
+    fallback_lookback_hours : float
+        ``SENSOR_FALLBACK_LOOKBACK_HOURS``, default 48 (> 0, at most 8784): with a layout, the window
+        a fallback run lists, by the time in the chunk's name. Older chunks are ``sensorctl backfill``'s job.
+    fallback_list_warn : int
+        ``SENSOR_FALLBACK_LIST_WARN``, default 100000: without a layout, a fallback run that lists
+        more chunks than this prints a warning to set ``SENSOR_CHUNK_LAYOUT``.
     schedule_cron : str
         ``SENSOR_SCHEDULE_CRON``, default ``0 * * * *`` (hourly). Read when the flow is compiled.
     processing : dict
         ``SENSOR_FS``, ``SENSOR_NPERSEG``, ``SENSOR_N_BANDS``, ``SENSOR_MAX_LAG``, ``SENSOR_MAX_GAP``:
         keyword arguments of ``processing.features.ProcessingSettings`` (unset ones keep its defaults).
     card_max_chunks : int
-        ``SENSOR_CARD_MAX_CHUNKS``, default 20: chunks plotted on the card (the table lists all).
+        ``SENSOR_CARD_MAX_CHUNKS``, default 20: chunks plotted on the card, the worst first (the
+        table lists all). Only their envelopes are kept, so a run's artifacts stay bounded.
+    card_envelope_bins : int
+        ``SENSOR_CARD_ENVELOPE_BINS``, default 1000 (>= 10): a plotted chunk's signal panel is a
+        min/max envelope of this many to twice as many bins.
+    max_unsorted_rows : int
+        ``SENSOR_MAX_UNSORTED_ROWS``, default 2000000: a chunk whose timestamps are not in order is
+        sorted in memory (~100 bytes per row at the peak); one with more rows is set aside instead,
+        so the ``preprocess`` pod's memory stays bounded whatever is uploaded.
     ledger_table : str
         ``SENSOR_LEDGER_TABLE``, default ``chunkledger``: the claim ledger the function app writes;
         the fallback claims what it takes there and every run records its outcomes there.
@@ -103,9 +133,15 @@ class FlowSettings:
     results_container: str = "sensor-features"
     fallback_grace_seconds: float = 600.0
     fallback_max_chunks: int = 100
+    fallback_max_bytes: int = 8 * 2**30
+    chunk_layout: str = ""
+    fallback_lookback_hours: float = 48.0
+    fallback_list_warn: int = 100_000
     schedule_cron: str = "0 * * * *"
     processing: dict[str, Any] = field(default_factory=dict)
     card_max_chunks: int = 20
+    card_envelope_bins: int = 1000
+    max_unsorted_rows: int = 2_000_000
     ledger_table: str = "chunkledger"
     claim_stale_seconds: float = 600.0
     fallback_reclaim_seconds: float = 10800.0
@@ -123,15 +159,25 @@ class FlowSettings:
             "results_container": self.results_container,
             "fallback_grace_seconds": self.fallback_grace_seconds,
             "fallback_max_chunks": self.fallback_max_chunks,
+            "fallback_max_bytes": self.fallback_max_bytes,
+            "chunk_layout": self.chunk_layout or "(none: full listing)",
+            "fallback_lookback_hours": self.fallback_lookback_hours,
+            "fallback_list_warn": self.fallback_list_warn,
             "schedule_cron": self.schedule_cron,
             "ledger_table": self.ledger_table,
             "claim_stale_seconds": self.claim_stale_seconds,
             "fallback_reclaim_seconds": self.fallback_reclaim_seconds,
+            "card_max_chunks": self.card_max_chunks,
+            "card_envelope_bins": self.card_envelope_bins,
+            "max_unsorted_rows": self.max_unsorted_rows,
             "processing": dict(self.processing),
         }
 
 
-def _number(env: Mapping[str, str], name: str, default: float, kind: type, minimum: float) -> Any:
+def _number(
+    env: Mapping[str, str], name: str, default: float, kind: type, minimum: float, *, strict: bool = False
+) -> Any:
+    """``PREFIX + name`` as ``kind``, at least ``minimum`` (above it when ``strict``), else ``default``."""
     raw = env.get(PREFIX + name)
     if raw is None or raw.strip() == "":
         return default
@@ -139,9 +185,36 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type, minim
         value = kind(raw.strip())
     except ValueError:
         raise SettingError(f"{PREFIX}{name}={raw!r} is not a valid {kind.__name__}") from None
-    if value != value or value < minimum:  # value != value: NaN
-        raise SettingError(f"{PREFIX}{name}={raw!r} must be a number >= {minimum}")
+    if value != value or value < minimum or (strict and value == minimum):  # value != value: NaN
+        raise SettingError(f"{PREFIX}{name}={raw!r} must be a number {'>' if strict else '>='} {minimum}")
     return value
+
+
+# A year of day prefixes per sensor is already ~365 listings a run; older history is backfill's job.
+MAX_LOOKBACK_HOURS = 24 * 366
+
+
+def _lookback_hours(env: Mapping[str, str]) -> float:
+    hours: float = _number(env, "FALLBACK_LOOKBACK_HOURS", 48.0, float, 0.0, strict=True)
+    if hours > MAX_LOOKBACK_HOURS:  # also inf
+        raise SettingError(
+            f"{PREFIX}FALLBACK_LOOKBACK_HOURS={env[PREFIX + 'FALLBACK_LOOKBACK_HOURS']!r} must be at most "
+            f"{MAX_LOOKBACK_HOURS} (a year): older chunks are `sensorctl backfill`'s job"
+        )
+    return hours
+
+
+def _chunk_layout(env: Mapping[str, str]) -> str:
+    """``SENSOR_CHUNK_LAYOUT``, validated now so a bad layout fails every run, not only the cron's."""
+    from chunk_layout import LayoutError, parse_layout
+
+    raw = env.get(PREFIX + "CHUNK_LAYOUT") or ""
+    if not raw.strip():
+        return ""
+    try:
+        return parse_layout(raw, setting=PREFIX + "CHUNK_LAYOUT").text
+    except LayoutError as exc:
+        raise SettingError(str(exc)) from None
 
 
 def _validate_cron(raw: str) -> str:
@@ -199,9 +272,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> FlowSettings:
         results_container=results_container,
         fallback_grace_seconds=_number(env, "FALLBACK_GRACE_SECONDS", 600.0, float, 0.0),
         fallback_max_chunks=_number(env, "FALLBACK_MAX_CHUNKS", 100, int, 1),
+        fallback_max_bytes=_number(env, "FALLBACK_MAX_BYTES", 8 * 2**30, int, 1),
+        chunk_layout=_chunk_layout(env),
+        fallback_lookback_hours=_lookback_hours(env),
+        fallback_list_warn=_number(env, "FALLBACK_LIST_WARN", 100_000, int, 1),
         schedule_cron=_validate_cron(env.get(PREFIX + "SCHEDULE_CRON") or "0 * * * *"),
         processing=processing,
         card_max_chunks=_number(env, "CARD_MAX_CHUNKS", 20, int, 0),
+        card_envelope_bins=_number(env, "CARD_ENVELOPE_BINS", 1000, int, 10),
+        max_unsorted_rows=_number(env, "MAX_UNSORTED_ROWS", 2_000_000, int, 0),
         ledger_table=_ledger_table(env),
         claim_stale_seconds=_number(env, "CLAIM_STALE_SECONDS", 600.0, float, 1.0),
         fallback_reclaim_seconds=_number(env, "FALLBACK_RECLAIM_SECONDS", 10800.0, float, 1.0),

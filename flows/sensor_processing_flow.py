@@ -143,7 +143,6 @@ class SensorProcessingFlow(FlowSpec):
         from datetime import UTC, datetime, timedelta
 
         import chunk_store
-        from fallback import plan_fallback
         from flow_parameters import validate_force, validate_parameters
 
         from processing.settings import ProcessingSettings
@@ -160,6 +159,7 @@ class SensorProcessingFlow(FlowSpec):
         self.set_aside: dict[str, dict[str, str]] = {}
         self.held_elsewhere: dict[str, str] = {}  # fallback: chunks another claim holds (name -> why)
         self.fallback_summary: dict[str, int] = {}
+        self.fallback_listing: dict[str, Any] = {}
         self.recovered: frozenset = frozenset()  # fallback: versions no event path had claimed
         # Event mode: chunks left out because their record is up to date (name -> ETag), and what
         # that record says (status, run_pathspec, reason). Never in `chunk_etags`: not processed.
@@ -196,14 +196,25 @@ class SensorProcessingFlow(FlowSpec):
                 print(
                     "force=true has no effect in fallback mode (chunks=[]): chunks with an up-to-date record are left alone"
                 )
-            service = chunk_store.connect(SETTINGS)
-            plan = plan_fallback(
-                chunk_store.list_chunks(service, self.chunk_container),
-                chunk_store.list_records(service, SETTINGS.results_container),
+            # With SENSOR_CHUNK_LAYOUT, only the lookback window's prefixes are listed (and only
+            # their records read): the sweep's cost follows the window, not all history (sweep.py).
+            from sweep import fallback_sweep
+
+            plan = fallback_sweep(
+                chunk_store.connect(SETTINGS),
+                chunk_container=self.chunk_container,
+                results_container=SETTINGS.results_container,
+                layout=SETTINGS.chunk_layout or None,
+                lookback=timedelta(hours=SETTINGS.fallback_lookback_hours),
                 now=datetime.now(UTC),
                 grace=timedelta(seconds=SETTINGS.fallback_grace_seconds),
                 limit=SETTINGS.fallback_max_chunks,
+                max_bytes=SETTINGS.fallback_max_bytes,
+                list_warn=SETTINGS.fallback_list_warn,
             )
+            # What was listed: a wrong layout makes the sweep see nothing, and this is where it shows.
+            self.fallback_listing = plan.listing.as_dict() if plan.listing is not None else {}
+            print(f"fallback listing: {self.fallback_listing}")
             # The fallback is one of the paths that execute chunks: it claims what it takes in the
             # ledger, and leaves what another path holds (see ledger_io.py for the rules).
             from ledger_io import claim_for_fallback, connect_ledger

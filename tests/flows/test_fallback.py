@@ -80,3 +80,33 @@ def test_a_result_wins_over_an_error_record() -> None:
 def test_flood_guard_must_be_positive() -> None:
     with pytest.raises(ValueError, match="flood guard"):
         plan_fallback([], {}, now=NOW, grace=GRACE, limit=0)
+
+
+def sized(name: str, minutes_ago: float, size: int) -> ChunkListing:
+    return ChunkListing(name=name, etag='"0x1"', last_modified=NOW - timedelta(minutes=minutes_ago), size=size)
+
+
+def test_byte_guard_takes_the_oldest_while_the_total_fits() -> None:
+    chunks = [sized("s/a.csv", 90, 600), sized("s/b.csv", 80, 400), sized("s/c.csv", 70, 1), sized("s/d.csv", 60, 5)]
+    plan = plan_fallback(chunks, {}, now=NOW, grace=GRACE, limit=10, max_bytes=1000)
+    # a + b fill the budget exactly; c would fit after a skip, but the order stays oldest first.
+    assert [c.name for c in plan.take] == ["s/a.csv", "s/b.csv"] and plan.taken_bytes == 1000
+    assert [c.name for c in plan.deferred] == ["s/c.csv", "s/d.csv"]
+    assert plan.summary()["deferred_by_flood_guard"] == 2 and plan.summary()["deferred_by_byte_guard"] == 2
+
+
+def test_a_chunk_larger_than_the_byte_budget_is_taken_alone() -> None:
+    plan = plan_fallback(
+        [sized("s/big.csv", 90, 10**12), sized("s/x.csv", 80, 1)], {}, now=NOW, grace=GRACE, limit=5, max_bytes=10
+    )
+    assert [c.name for c in plan.take] == ["s/big.csv"] and plan.summary()["deferred_by_byte_guard"] == 1
+
+
+def test_count_limit_first_defers_nothing_by_bytes_and_no_budget_means_no_byte_limit() -> None:
+    chunks = [sized(f"s/{i}.csv", 90 - i, 100) for i in range(4)]
+    plan = plan_fallback(chunks, {}, now=NOW, grace=GRACE, limit=2, max_bytes=10_000)
+    assert len(plan.take) == 2 and plan.summary()["deferred_by_byte_guard"] == 0
+    unlimited = plan_fallback(chunks, {}, now=NOW, grace=GRACE, limit=10)
+    assert len(unlimited.take) == 4 and unlimited.taken_bytes == 400
+    with pytest.raises(ValueError, match="byte flood guard"):
+        plan_fallback(chunks, {}, now=NOW, grace=GRACE, limit=10, max_bytes=0)

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,17 @@ def scenario(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
     s.upload("sensor-2/c.csv", chunk_csv(33))  # overwritten after its result: the record is stale
     s.run("event_mixed", ["sensor-1/a.csv", "sensor-2/c.csv"], force=False)
     s.run("event_forced", ["sensor-1/a.csv", "sensor-2/c.csv"], force=True)
+    # A chunk layout: the fallback lists only the lookback window's day prefixes, by the name's date.
+    today = datetime.now(UTC)
+    s.upload(f"sensor-4/{today:%Y/%m/%d}/0800.csv", chunk_csv(44))
+    s.upload("sensor-4/2020/01/01/0800.csv", chunk_csv(45))  # years outside the window: not listed
+    s.run(
+        "fallback_layout",
+        [],
+        SENSOR_CHUNK_LAYOUT="{sensor}/{yyyy}/{mm}/{dd}/",
+        SENSOR_FALLBACK_LOOKBACK_HOURS="24",
+        SENSOR_FALLBACK_GRACE_SECONDS="0",
+    )
     yield s
     mp.undo()
 
@@ -365,6 +377,7 @@ def test_fallback_takes_the_oldest_missing_within_the_flood_guard(scenario: Scen
         "missing": 3,
         "taken": 2,
         "deferred_by_flood_guard": 1,
+        "deferred_by_byte_guard": 0,
         "in_grace_period": 1,
         "invalid_names": 1,
         "already_processed": 1,
@@ -418,6 +431,7 @@ def test_a_second_fallback_run_does_nothing_even_with_force(scenario: Scenario) 
         "missing": 0,
         "taken": 0,
         "deferred_by_flood_guard": 0,
+        "deferred_by_byte_guard": 0,
         "in_grace_period": 0,
         "invalid_names": 0,
         "already_processed": 6,
@@ -433,7 +447,7 @@ def test_a_second_fallback_run_does_nothing_even_with_force(scenario: Scenario) 
 
 
 def test_every_run_reports_its_counts_and_latency_in_artifacts_and_the_ledger(scenario: Scenario) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from chunk_contract.ledger import open_ledger
 
@@ -472,6 +486,22 @@ def test_every_run_reports_its_counts_and_latency_in_artifacts_and_the_ledger(sc
             claim = ledger.latest(ChunkVersion.of(scenario.chunks.container_name, name, end.chunk_etags[name]))
             assert claim is not None and claim.outcome_run == run.pathspec, (label, name)
             assert claim.outcome_latency_s == pytest.approx(end.latencies[name]), (label, name)
+
+
+def test_a_fallback_with_a_layout_lists_only_the_window(scenario: Scenario) -> None:
+    executing = scenario.runs["fallback_layout"]
+    run = succeeded(executing)
+    start = run["start"].task.data
+    today = datetime.now(UTC)
+    inside = f"sensor-4/{today:%Y/%m/%d}/0800.csv"
+    assert start.targets == [inside]
+    listing = start.fallback_listing
+    assert listing["mode"] == "layout" and listing["sensors"] == 5  # the top-level prefixes sensor-1 .. -4 and -9
+    # Only the window's prefixes: the 2020 chunk and every chunk outside the layout are never listed.
+    assert listing["chunks_listed"] == 1
+    assert result_blob_name(inside) in scenario.snapshots["fallback_layout"]
+    assert result_blob_name("sensor-4/2020/01/01/0800.csv") not in scenario.snapshots["fallback_layout"]
+    assert "fallback listing: {'mode': 'layout'" in executing.stdout + executing.stderr
 
 
 def test_no_run_prints_the_connection_string(scenario: Scenario) -> None:
