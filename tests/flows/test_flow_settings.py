@@ -54,6 +54,9 @@ def test_account_url_variants() -> None:
         ({"SENSOR_SCHEDULE_CRON": "0 * * * ? *"}, "5-field"),
         ({"SENSOR_RESULTS_CONTAINER": "Bad_Name"}, "SENSOR_RESULTS_CONTAINER: invalid results container name"),
         ({"SENSOR_NPERSEG": "1.5"}, "SENSOR_NPERSEG='1.5' is not a valid int"),
+        ({"SENSOR_CARD_ENVELOPE_BINS": "5"}, r"SENSOR_CARD_ENVELOPE_BINS='5' must be a number >= 10"),
+        ({"SENSOR_MAX_UNSORTED_ROWS": "-1"}, r"SENSOR_MAX_UNSORTED_ROWS='-1' must be a number >= 0"),
+        ({"SENSOR_MAX_UNSORTED_ROWS": "lots"}, r"SENSOR_MAX_UNSORTED_ROWS='lots' is not a valid int"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_rule(env: dict[str, str], message: str) -> None:
@@ -87,3 +90,11 @@ def test_deploy_environment_carries_settings_but_never_the_connection_string() -
 )
 def test_conda_requested(argv: list[str], env: dict[str, str], expected: bool) -> None:
     assert conda_requested(argv, env) is expected
+
+
+def test_card_and_unsorted_limits_are_read_and_deployed() -> None:
+    settings = load_settings({"SENSOR_CARD_ENVELOPE_BINS": "250", "SENSOR_MAX_UNSORTED_ROWS": "0"})
+    assert (settings.card_envelope_bins, settings.max_unsorted_rows) == (250, 0)
+    assert load_settings({}).max_unsorted_rows == 2_000_000 and load_settings({}).card_envelope_bins == 1000
+    env = deploy_environment({"SENSOR_MAX_UNSORTED_ROWS": "5000", "SENSOR_CARD_ENVELOPE_BINS": "300"})
+    assert env["SENSOR_MAX_UNSORTED_ROWS"] == "5000" and env["SENSOR_CARD_ENVELOPE_BINS"] == "300"
