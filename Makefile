@@ -42,7 +42,7 @@ test-bundled-af: node_modules/.package-lock.json
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy chunk_contract processing localdev sensorctl benchmarks function_app.py function_app tests/function_app tests/fakes
+	$(PY) -m mypy chunk_contract processing localdev sensorctl benchmarks function_app.py function_app tests/function_app tests/fakes tests/sensorctl
 	# The flow imports its helpers as top-level modules (only flows/ is packaged for the pods).
 	MYPYPATH=flows $(PY) -m mypy flows/*.py
 

@@ -38,6 +38,7 @@ from function_app.submission import (
     log_decision,
     submit_chunks,
 )
+from function_app.telemetry import Invocation, invocation
 
 __all__ = ["handle_blob"]
 
@@ -56,35 +57,68 @@ def handle_blob(
     """Submit or enqueue the blob behind ``client``; None when rejected, skipped or enqueued.
 
     The keyword arguments are for tests and tools (defaults: the app's clients from settings).
+    One span and the metrics of the outcome when telemetry is on (``function_app.telemetry``).
     """
+    with invocation("blob") as inv:
+        inv.count_received()
+        try:
+            return _handle_blob(
+                client, inv, settings=settings, backend=backend, ledger=ledger, queue=queue, service=service
+            )
+        except Exception as exc:
+            inv.failed(exc, retried=1)  # raised to the host, which delivers the blob again
+            raise
+
+
+def _handle_blob(
+    client: Any,
+    inv: Invocation,
+    *,
+    settings: Settings | None,
+    backend: SubmitBackend | None,
+    ledger: Any,
+    queue: Any,
+    service: Any,
+) -> SubmitResult | None:
     from function_app.storage import blob_service_client
 
     settings = settings or get_settings()
+    inv.set_mode(settings.submit_mode)
     container, name = client.container_name, client.blob_name
     checked = check_chunks([name], 1)
     if isinstance(checked, Rejection):
         log_decision(trigger="blob", container=container, chunks=[name], outcome="rejected", reason=str(checked))
+        inv.rejected()
         return None
     service = service or blob_service_client(settings)
     try:
-        etag = service.get_blob_client(container, name).get_blob_properties().etag
+        properties = service.get_blob_client(container, name).get_blob_properties()
     except ResourceNotFoundError:
         log_decision(
             trigger="blob", container=container, chunks=[name], outcome="skipped", reason="blob no longer exists"
         )
+        inv.skipped()
         return None
+    etag = str(properties.etag)
+    inv.chunk_versions(container, [name], [etag])
     if settings.submit_mode == "coalesce":
         from function_app.queue_messages import blob_created_message
         from function_app.storage import event_queue
 
         (queue or event_queue(settings)).send(
-            blob_created_message(container=container, name=name, etag=str(etag), event_time=datetime.now(UTC))
+            blob_created_message(container=container, name=name, etag=etag, event_time=datetime.now(UTC))
         )
         log_decision(
             trigger="blob", container=container, chunks=[name], outcome="enqueued", queue=settings.events_queue
         )
+        inv.enqueued()
         return None
     try:
-        return submit_chunks(settings, "blob", [name], [str(etag)], container=container, backend=backend, ledger=ledger)
+        result = submit_chunks(settings, "blob", [name], [etag], container=container, backend=backend, ledger=ledger)
     except InvalidSubmission:
+        inv.rejected()
         return None  # already logged by submit_chunks; a retry cannot fix it
+    # The upload time is the chunk's event: the latency is upload -> workflow accepted.
+    last_modified = getattr(properties, "last_modified", None)
+    inv.result(result, event_time=last_modified if isinstance(last_modified, datetime) else None)
+    return result

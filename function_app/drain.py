@@ -86,9 +86,18 @@ class DrainReport:
     # seconds from each submitted chunk's event (or enqueue) time to its workflow's acceptance
     latencies: list[float] = field(default_factory=list)
     poison_reasons: list[str] = field(default_factory=list)
+    # What the telemetry counts (function_app.telemetry), from the same decisions:
+    created_workflows: int = 0  # workflows (new batches and resumes) the backend created in this drain
+    created_chunks: int = 0  # chunk versions carried by those
+    argo_duplicates: int = 0  # chunk versions accepted with a 409: their workflow existed already
+    deferred: int = 0  # chunk versions handed back to the queue because of the in-flight cap
+    # chunk versions of failed batches or resumes (their messages come back), by the error's class
+    failed_chunks: dict[str, int] = field(default_factory=dict)
+    submit_attempts: list[int] = field(default_factory=list)  # attempts of each submit to the backend
 
     def summary(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("latencies", "poison_reasons", "workflows")}
+        skip = ("latencies", "poison_reasons", "workflows", "submit_attempts")
+        out = {k: v for k, v in self.__dict__.items() if k not in skip}
         out["workflows"] = len(self.workflows)
         out["resumed"] = len(self.resumed)
         out["failed"] = len(self.failed)
@@ -176,6 +185,7 @@ class _Drain:
         slots = s.coalesce_max_in_flight - in_flight
         for extra in batches[slots:]:
             _pool_map(self._release_all, extra)
+            self.report.deferred += len(extra)
         planned: list[tuple[Submission, list[Claim], list[Candidate]]] = []
         for batch in batches[:slots]:
             if time.monotonic() > self.deadline:
@@ -193,6 +203,7 @@ class _Drain:
                 # No room left under the cap: back to the queue; resumed by a later drain.
                 _pool_map(self._release_all, members)
                 self.report.waiting += len(members)
+                self.report.deferred += len(members)
                 continue
             if self._resume(owner, claim, members):
                 slots -= 1
@@ -348,13 +359,18 @@ class _Drain:
             # batches of this drain go on.
             logger.warning("drain: batch %s stopped by a storage error (%s); left for a later drain", name, exc)
             self.report.failed.append(name)
+            self._failed_chunks(exc, len(members))
             return True
         except (SubmitError, InvalidSubmission) as exc:
             logger.warning("drain: batch %s of %d chunk(s) not submitted: %s", name, len(owned), exc)
             self.report.failed.append(name)
+            self._failed_chunks(exc, len(members))
+            if isinstance(exc, SubmitError):
+                self.report.submit_attempts.append(int(getattr(exc, "attempts", 1)))
             return True  # it may have been created (an ambiguous failure): count it against the cap
         self.on_step("accepted")
-        self._accepted(name, members)
+        self.report.submit_attempts.append(result.attempts)
+        self._accepted(name, members, duplicate=result.duplicate)
         return not result.duplicate
 
     def _resume(self, owner: str, claim: Claim, members: list[Candidate]) -> bool:
@@ -404,10 +420,13 @@ class _Drain:
         except AzureError as exc:
             logger.warning("drain: resume of %s stopped by a storage error (%s); left for a later drain", owner, exc)
             self.report.failed.append(owner)
+            self._failed_chunks(exc, len(members))
             return True
         except SubmitError as exc:
             logger.warning("drain: resume of %s failed: %s", owner, exc)
             self.report.failed.append(owner)
+            self._failed_chunks(exc, sum(1 for c in members if not c.over_dequeued))
+            self.report.submit_attempts.append(int(getattr(exc, "attempts", 1)))
             if manifest is not None and not getattr(exc, "maybe_created", True):
                 # Certainly not created (a refusal): abandon the plan so its chunks can be taken.
                 self.ledger.set_manifest_state(manifest, "abandoned")
@@ -415,8 +434,14 @@ class _Drain:
             return True
         self.on_step("accepted")
         self.report.resumed.append(owner)
-        self._accepted(owner, members, count_chunks=False)
+        self.report.submit_attempts.append(result.attempts)
+        self._accepted(owner, members, count_chunks=False, duplicate=result.duplicate)
         return not result.duplicate
+
+    def _failed_chunks(self, exc: Exception, n: int) -> None:
+        if n:
+            kind = type(exc).__name__
+            self.report.failed_chunks[kind] = self.report.failed_chunks.get(kind, 0) + n
 
     def _cannot_resume(self, owner: str, members: list[Candidate], why: str) -> None:
         for c in members:
@@ -430,11 +455,18 @@ class _Drain:
             else:
                 self.report.waiting += 1
 
-    def _accepted(self, name: str, members: list[Candidate], *, count_chunks: bool = True) -> None:
+    def _accepted(
+        self, name: str, members: list[Candidate], *, count_chunks: bool = True, duplicate: bool = False
+    ) -> None:
         accepted_at = datetime.now(UTC)
         if count_chunks:
             self.report.workflows.append(name)
             self.report.chunks_submitted += len(members)
+        if duplicate:
+            self.report.argo_duplicates += len(members)
+        else:
+            self.report.created_workflows += 1
+            self.report.created_chunks += len(members)
         self.report.latencies.extend((accepted_at - c.first_seen).total_seconds() for c in members)
         log_decision(trigger="coalesce", outcome="submitted", workflow=name, chunk_count=len(members))
         # Deleted after every batch is submitted (end of run): the 20th batch of a drain must not

@@ -54,6 +54,7 @@ from function_app.submission import (
     log_decision,
     submit_chunks,
 )
+from function_app.telemetry import Invocation, invocation
 
 __all__ = ["handle_trigger_request"]
 
@@ -119,7 +120,27 @@ def handle_trigger_request(
     storage: BlobServiceClient | None = None,
     ledger: Any = None,
 ) -> func.HttpResponse:
-    """The whole HTTP trigger; the keyword arguments are for tests and tools (defaults: from settings)."""
+    """The whole HTTP trigger; the keyword arguments are for tests and tools (defaults: from settings).
+
+    One span and the metrics of the outcome when telemetry is on (``function_app.telemetry``).
+    """
+    with invocation("http") as inv:
+        response = _handle(req, inv, settings=settings, backend=backend, storage=storage, ledger=ledger)
+        inv.http_status(response.status_code)
+        if 400 <= response.status_code < 500:
+            inv.rejected(response.status_code)
+        return response
+
+
+def _handle(
+    req: func.HttpRequest,
+    inv: Invocation,
+    *,
+    settings: Settings | None,
+    backend: SubmitBackend | None,
+    storage: BlobServiceClient | None,
+    ledger: Any,
+) -> func.HttpResponse:
     body = req.get_body() or b""
     size = len(body)
     try:
@@ -141,11 +162,14 @@ def handle_trigger_request(
         settings = settings or get_settings()
     except SettingsError as exc:
         logger.error("%s", exc)
+        inv.failed(exc)
         return _json(500, {"error": str(exc), "field": exc.setting})
+    inv.set_mode(settings.submit_mode)
     # Names are checked against the allow-list before anything is read or sent.
     checked = check_chunks(payload["chunks"], settings.max_chunks_per_request)
     if isinstance(checked, Rejection):
         return _refused(400, checked.field, checked.reason, body_bytes=size)
+    inv.count_received(len(checked))
     container = settings.sensor_container
     try:
         etags = fetch_etags(storage or blob_service_client(settings), container, checked)
@@ -161,11 +185,13 @@ def handle_trigger_request(
         return _json(404, {"error": str(exc), "field": "chunks", "chunk": exc.name})
     except AzureError as exc:
         logger.warning("storage unavailable while reading chunk ETags: %s", type(exc).__name__)
+        inv.failed(exc)
         return _json(
             503,
             {"error": f"Blob Storage did not answer for container {container!r} ({type(exc).__name__}); retry later"},
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    inv.chunk_versions(container, checked, etags)
     try:
         result = submit_chunks(
             settings, "http", checked, etags, force=force, container=container, backend=backend, ledger=ledger
@@ -173,13 +199,17 @@ def handle_trigger_request(
     except InvalidSubmission as exc:  # submit_chunks logged its decision line already
         return _refused(400, exc.field, exc.reason, body_bytes=size, logged=True)
     except SubmitRejected as exc:
+        inv.failed(exc)
         return _json(502, {"error": str(exc), "upstream_status": exc.status})
     except SubmitUnavailable as exc:
+        inv.failed(exc)
         return _json(503, {"error": str(exc)}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     except BackendNotAvailable as exc:
+        inv.failed(exc)
         return _json(500, {"error": str(exc), "field": "SUBMIT_BACKEND"})
     except AzureError as exc:  # the ledger (Table Storage) did not answer: nothing was submitted
         logger.warning("ledger unavailable while claiming chunks: %s", type(exc).__name__)
+        inv.failed(exc)
         return _json(
             503,
             {
@@ -187,6 +217,7 @@ def handle_trigger_request(
             },
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    inv.result(result)  # latency: from the request's arrival
     return _json(
         202,
         {

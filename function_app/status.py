@@ -252,7 +252,24 @@ def _json(status_code: int, body: Mapping[str, Any]) -> func.HttpResponse:
 @bp.function_name("chunk_status")
 @bp.route(route="chunks/{*name}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
-    """``GET /api/chunks/{name}?container=...``: the chunk's status as JSON (200), 400, 404 or 503."""
+    """``GET /api/chunks/{name}?container=...``: the chunk's status as JSON (200), 400, 404 or 503.
+
+    One span when telemetry is on (``function_app.telemetry``): the chunk version asked about, its
+    workflow and its status.
+    """
+    from function_app.telemetry import invocation
+
+    with invocation("status") as inv:
+        response = _chunk_status(req, inv)
+        inv.http_status(response.status_code)
+        if 400 <= response.status_code < 500:
+            inv.rejected(response.status_code)
+        elif response.status_code >= 500 and inv.outcome is None:
+            inv.outcome = "failed"
+        return response
+
+
+def _chunk_status(req: func.HttpRequest, inv: Any) -> func.HttpResponse:
     from chunk_contract.records import ChunkNotFound, InvalidContainerName, validate_container_name
     from function_app.settings import SettingsError, get_settings
     from function_app.storage import blob_service_client, ledger
@@ -261,6 +278,7 @@ def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name") or ""
     try:
         settings = get_settings()
+        inv.set_mode(settings.submit_mode)
         container = req.params.get("container") or settings.sensor_container
         validate_container_name(container)
         if container != settings.sensor_container:
@@ -275,6 +293,7 @@ def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
             )
     except SettingsError as exc:
         logger.error("status lookup: %s", exc)
+        inv.failed(exc)
         return _json(500, {"error": "configuration", "message": str(exc)})
     except InvalidContainerName as exc:
         return _json(400, {"error": "invalid_container", "message": str(exc)})
@@ -298,5 +317,14 @@ def chunk_status(req: func.HttpRequest) -> func.HttpResponse:
         return _json(404, {"error": "not_found", "message": str(exc)})
     except StatusLookupError as exc:
         logger.warning("status lookup of %s: %s", name, exc)
+        inv.failed(exc)
         return _json(503, {"error": "unavailable", "message": str(exc)})
+    claim = answer.claim or {}
+    inv.answered(
+        container=container,
+        name=name,
+        etag=answer.chunk_etag,
+        status=answer.status,
+        workflow=answer.workflow_name or claim.get("workflow"),
+    )
     return _json(200, answer.as_dict())

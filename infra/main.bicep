@@ -374,6 +374,9 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
     SENSOR_STORAGE__clientId: appIdentity.properties.clientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentity.properties.clientId};Authorization=AAD'
+    // The Python worker then calls configure_azure_monitor() itself and the app records its metrics and
+    // spans through the OpenTelemetry API (docs/telemetry.md); the app never configures an exporter.
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
     SENSOR_CONTAINER: chunkContainerName
     SENSOR_RESULTS_CONTAINER: resultsContainerName
     BLOB_TRIGGER_SOURCE: 'EventGrid'

@@ -95,7 +95,9 @@ def _cloud_event(container: str, name: str, etag: str) -> str:
     return base64.b64encode(json.dumps(event).encode()).decode()
 
 
-def test_coalesce_fault_injection_loses_nothing_and_runs_nothing_twice(e2e_env: dict[str, str]) -> None:
+def test_coalesce_fault_injection_loses_nothing_and_runs_nothing_twice(
+    e2e_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(SEED)
     container_name = e2e_env["SENSOR_CONTAINER"]
     service = BlobServiceClient.from_connection_string(e2e_env["SENSOR_STORAGE"])
@@ -136,7 +138,8 @@ def test_coalesce_fault_injection_loses_nothing_and_runs_nothing_twice(e2e_env: 
         }
         settings = load_settings(app_env)
         # The pods of the fallback run read the ledger table from the environment, like the app.
-        os.environ["SENSOR_LEDGER_TABLE"] = settings.ledger_table
+        # monkeypatch: restored afterwards, so later tests' flow runs use their own ledger table.
+        monkeypatch.setenv("SENSOR_LEDGER_TABLE", settings.ledger_table)
         queue, book = event_queue(settings), ledger(settings)
         backend = ArgoBackend(settings)
         down = ArgoBackend(load_settings({**app_env, "ARGO_SERVER_URL": f"http://127.0.0.1:{free_port()}"}))

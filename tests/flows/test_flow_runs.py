@@ -154,6 +154,7 @@ def scenario(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "SENSOR_RESULTS_CONTAINER": results.container_name,
         "SENSOR_FALLBACK_GRACE_SECONDS": str(GRACE),
         "SENSOR_FALLBACK_MAX_CHUNKS": "2",
+        "SENSOR_LEDGER_TABLE": f"ledger{suffix}",  # its own table: other tests' runs never mix in
     }
     s = Scenario(service, chunks, results, workdir, env)
     # The Metaflow client in this process (Runner's run objects) needs a user name too.
@@ -451,7 +452,7 @@ def test_every_run_reports_its_counts_and_latency_in_artifacts_and_the_ledger(sc
 
     from chunk_contract.ledger import open_ledger
 
-    ledger = open_ledger(scenario.env["SENSOR_STORAGE"])
+    ledger = open_ledger(scenario.env["SENSOR_STORAGE"], table_name=scenario.env["SENSOR_LEDGER_TABLE"])
     reports = {r.run_id: r for r in ledger.runs(datetime.now(UTC) - timedelta(hours=2))}
     expected = {
         # label: (mode, processed, failed, skipped, set_aside, recovered)

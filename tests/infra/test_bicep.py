@@ -202,6 +202,8 @@ def test_literal_defaults_match_the_code(app_settings: dict[str, Any]) -> None:
     for name, value in numbers.items():
         assert float(app_settings[name]) == float(value), name
     assert app_settings["SUBMIT_BACKEND"] == "argo"
+    # Application Insights is provisioned: the worker exports the app's OpenTelemetry (docs/telemetry.md).
+    assert app_settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
     assert app_settings["BLOB_TRIGGER_SOURCE"] == "EventGrid"  # Event Grid source: the webhook below
     assert app_settings["ARGO_INSECURE_SKIP_VERIFY"] == "false"
     schedule = re.search(r'DEFAULT_COALESCE_SCHEDULE = "([^"]+)"', SETTINGS_SOURCE)
