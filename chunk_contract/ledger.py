@@ -78,6 +78,7 @@ __all__ = [
     "manifest_from_entity",
     "manifest_keys",
     "open_ledger",
+    "percentile",
     "run_entity",
     "run_from_entity",
     "run_keys",
@@ -424,19 +425,25 @@ def run_from_entity(entity: Mapping[str, Any]) -> RunReport:
     )
 
 
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100), linear between order statistics (numpy's default); None if empty."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * q / 100.0
+    lo = int(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
 def latency_summary(values: Iterable[float]) -> tuple[int, float | None, float | None, float | None]:
-    """``(count, p50, p95, max)`` of latencies in seconds; percentiles interpolate linearly (numpy's default)."""
-    xs = sorted(float(v) for v in values)
+    """``(count, p50, p95, max)`` of latencies in seconds (:func:`percentile`)."""
+    xs = [float(v) for v in values]
     if not xs:
         return 0, None, None, None
-
-    def pct(q: float) -> float:
-        pos = (len(xs) - 1) * q
-        lo = int(pos)
-        hi = min(lo + 1, len(xs) - 1)
-        return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-    return len(xs), pct(0.5), pct(0.95), xs[-1]
+    return len(xs), percentile(xs, 50), percentile(xs, 95), max(xs)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+# One percentile for the flow's run reports and this report: numpy's linear interpolation.
+from chunk_contract.ledger import percentile
+
 if TYPE_CHECKING:
     from chunk_contract.ledger import Claim
 
@@ -111,19 +114,6 @@ def parse_duration(option: str, text: str) -> timedelta:
     if not 0 < total <= 366 * 86400:
         raise ValueError(f"{option} {text!r} must be more than 0 and at most 366d")
     return timedelta(seconds=total)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0..100), linear between order statistics (numpy's default); None if empty."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 def format_duration(seconds: float | None) -> str:
