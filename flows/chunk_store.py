@@ -1,4 +1,4 @@
-"""Thin Blob Storage I/O for the flow: list, download, connect. Decisions live elsewhere."""
+"""Thin Blob Storage I/O for the flow: connect, download, one listed blob. The sweep's listings are in sweep.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobProperties, BlobServiceClient
-from fallback import ChunkListing, RecordIndex, index_records
+from fallback import ChunkListing
 from flow_settings import FlowSettings
 
 from chunk_contract.records import blob_service_client
@@ -19,8 +19,6 @@ __all__ = [
     "connect",
     "download_chunk",
     "ensure_container",
-    "list_chunks",
-    "list_records",
 ]
 
 
@@ -40,22 +38,6 @@ def ensure_container(service: BlobServiceClient, name: str) -> None:
 def chunk_listing(blob: BlobProperties) -> ChunkListing:
     """A listed blob as the fallback sees it: name, ETag, last-modified time, size in bytes."""
     return ChunkListing(name=blob.name, etag=blob.etag, last_modified=blob.last_modified, size=blob.size or 0)
-
-
-def list_chunks(service: BlobServiceClient, container: str) -> list[ChunkListing]:
-    """Every blob of the chunk container with its ETag, last-modified time and size (one paged listing)."""
-    return [chunk_listing(b) for b in service.get_container_client(container).list_blobs()]
-
-
-def list_records(service: BlobServiceClient, results_container: str) -> dict[str, RecordIndex]:
-    """Every result/error record of the results container, grouped by chunk (one paged listing).
-
-    Listing with metadata costs one request per 5000 blobs, far less than a HEAD per chunk.
-    """
-    client = service.get_container_client(results_container)
-    if not client.exists():
-        return {}
-    return index_records((b.name, b.metadata) for b in client.list_blobs(include=["metadata"]))
 
 
 @dataclass(frozen=True)
